@@ -1,0 +1,1 @@
+"""ml_collections configs: `common.py` and one module per paper experiment."""

@@ -1,0 +1,1 @@
+"""Entry points: training, evaluation, table reproduction, benchmarks. Run as `python -m experiments.NAME`."""

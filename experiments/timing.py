@@ -1,0 +1,43 @@
+"""Timing and memory measurement shared by the benchmark scripts.
+
+Machines here are noisy, so benchmarks report ratios to a baseline timed in the same process,
+interleaving the candidates round by round so that a burst of load hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Mapping
+
+import jax
+
+
+def block(tree):
+  return jax.tree_util.tree_map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
+
+
+def temp_bytes(jitted, *args) -> int | None:
+  """XLA's temporary-buffer size for a jitted function at these arguments (None if unknown)."""
+  analysis = jitted.lower(*args).compile().memory_analysis()
+  if analysis is None:
+    return None
+  return int(analysis.temp_size_in_bytes)
+
+
+def interleaved_medians(
+    fns: Mapping[str, Callable[[], object]], *, rounds: int = 7, inner: int = 3,
+    warmup: int = 2) -> dict[str, float]:
+  """Median seconds per call of each zero-argument function, measured round-robin."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      block(fn())
+  samples: dict[str, list[float]] = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      for _ in range(inner):
+        out = fn()
+      block(out)
+      samples[name].append((time.perf_counter() - start) / inner)
+  return {name: statistics.median(s) for name, s in samples.items()}

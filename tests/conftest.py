@@ -1,0 +1,19 @@
+"""Suite-wide set-up: 8 fake CPU devices, so multi-device tests run real pmap/shard_map here.
+
+The flag must be set before JAX initialises its backend, which is why it lives in the root
+conftest (imported before any test module). Single-device code still runs on device 0.
+"""
+import os
+
+_FLAG = "--xla_force_host_platform_device_count=8"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow (used only to prepare tfds datasets) must never grab an accelerator in tests.
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import hypothesis  # noqa: E402
+
+# Compiling a jitted loss dominates each example's time; keep property tests bounded on 2 cores.
+hypothesis.settings.register_profile("dmlax", max_examples=40, deadline=None, derandomize=True)
+hypothesis.settings.load_profile("dmlax")
