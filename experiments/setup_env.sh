@@ -1,0 +1,23 @@
+# Sourced by tests/run.sh and experiments/quickstart.sh: make .venv if needed and install the
+# pinned requirements and dmlax (editable) into it, once per version of those files.
+# Leaves $VENV_PY pointing at the environment's python.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# A stamp keyed on the requirements skips a minute of pip on every later run.
+stamp=.venv/.dmlax-requirements-$(cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+  rm -f .venv/.dmlax-requirements-*
+  touch "$stamp"
+fi
+if [ "${DMLAX_PARITY:-0}" = "1" ]; then
+  .venv/bin/python -m pip install -q torch==2.13.0 pytorch-metric-learning==2.9.0
+fi
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+VENV_PY=$PWD/.venv/bin/python
