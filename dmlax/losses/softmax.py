@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from dmlax.losses import checks
+from dmlax.losses import normalization
 
 
 def softmax_cross_entropy(
@@ -45,6 +46,52 @@ def softmax_cross_entropy(
     raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
   valid = checks.label_guard(labels, num_classes)
   per_example = _smoothed_ce(jnp.asarray(logits), jnp.asarray(labels), label_smoothing)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+
+
+def normalized_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    temperature: float = 0.05,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Normalised softmax (NormSoftmax) loss: cosine logits divided by a temperature.
+
+  .. math::
+    \ell_i = -\log \frac{\exp(\hat x_i^\top \hat w_{y_i} / T)}
+                          {\sum_c \exp(\hat x_i^\top \hat w_c / T)},\qquad
+    \hat x = x / \max(\|x\|, \epsilon),\ \hat w_c = W_{:,c} / \max(\|W_{:,c}\|, \epsilon)
+
+  Zhai & Wu, "Classification is a Strong Baseline for Deep Metric Learning" (BMVC 2019). Both the
+  classifier columns AND the features are L2-normalised, exactly as pytorch-metric-learning's
+  ``NormalizedSoftmaxLoss`` (its default cosine distance normalises the embeddings; its ``W`` is
+  (D, C) like ours and is normalised along dim 0), with the same default temperature 0.05. No
+  bias. Logits accumulate in float32 for bf16 inputs.
+
+  Args:
+    features: (B, D) floating embeddings.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) class weights, one column per class.
+    temperature: T > 0.
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
+
+  Example:
+    >>> x = jnp.array([[3.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> normalized_softmax_loss(x, jnp.array([0]), w, temperature=1.0)  # log(1 + e^-1)
+    Array(0.31326163, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  _, dim = checks.check_features_labels(features, labels)
+  num_classes = checks.check_classifier(weights, dim)
+  if not temperature > 0:
+    raise ValueError(f"temperature must be positive, got {temperature}")
+  valid = checks.label_guard(labels, num_classes)
+  x_hat = normalization.l2_normalize(jnp.asarray(features), axis=1)
+  w_hat = normalization.l2_normalize(jnp.asarray(weights), axis=0)
+  logits = (x_hat @ w_hat) / temperature
+  per_example = _smoothed_ce(logits, jnp.asarray(labels), 0.0)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
