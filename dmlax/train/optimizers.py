@@ -1,0 +1,157 @@
+"""Optimisers and learning-rate schedules of the papers, built from `config.optimizer` and
+`config.schedule`, as optax gradient transformations.
+
+Parameters fall into three groups (`param_labels`):
+  * "head": the loss's parameters (classifier weights, proxies, centres) and the model's "new
+    layers" (`config.optimizer.new_layers`, e.g. a fresh embedding on a pretrained backbone),
+    with learning rate `config.optimizer.head_lr` (default: `lr`);
+  * "backbone": every other model parameter, with `config.optimizer.lr`; its rate is zero for the
+    first `config.optimizer.warmup_epochs`, so warm-up trains only the new layers (ProxyAnchor's
+    reference code, `--warm`);
+  * "frozen": BatchNorm scale and bias when `config.model.frozen_bn` (with running statistics in
+    the forward pass, as ProxyAnchor/MPA's `set_bn_eval`), never updated.
+Both rates follow the same schedule shape, so MPA's "1e-4 backbone, 1e-2 proxies, halved every 20
+epochs" is `adamw`, `lr=1e-4`, `head_lr=1e-2`, schedule `exponential` with `decay_rate=0.5`,
+`decay_epochs=20`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import traverse_util
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "exponential")
+
+
+def schedule_fn(
+    schedule: ml_collections.ConfigDict,
+    *,
+    base_lr: float,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> optax.Schedule:
+  """The learning rate at each step for one parameter group.
+
+  * constant: `base_lr`.
+  * step (GSL, supplementary B.1): `base_lr * factor^(number of boundaries passed)`, boundaries
+    given in epochs.
+  * cosine (SGSL): `base_lr * (f + (1 - f) (1 + cos(pi t / T)) / 2)`, `f = final_fraction`.
+  * exponential (W-Softmax: 0.9 every 6000 steps; MPA: 0.5 every 20 epochs):
+    `base_lr * decay_rate^(t / period)`, staircase by default; the period is `decay_steps` when
+    positive, else `decay_epochs` epochs.
+  An optional linear ramp from 0 over `ramp_epochs` multiplies any of them.
+
+  Example:
+    >>> fn = schedule_fn(ml_collections.ConfigDict(dict(name="step", boundaries=(30, 60),
+    ...     factor=0.1, ramp_epochs=0.0)), base_lr=0.1, steps_per_epoch=10, total_steps=900)
+    >>> float(fn(650))  # after both boundaries
+    0.001
+  """
+  name = schedule.name
+  if name not in SCHEDULES:
+    raise ValueError(f"config.schedule.name must be one of {SCHEDULES}, got {name!r}")
+  if name == "constant":
+    fn = optax.constant_schedule(base_lr)
+  elif name == "step":
+    boundaries = [int(round(e * steps_per_epoch)) for e in schedule.boundaries]
+    if sorted(boundaries) != boundaries or any(b <= 0 for b in boundaries):
+      raise ValueError("config.schedule.boundaries must be increasing positive epochs, got "
+                       f"{tuple(schedule.boundaries)}")
+    fn = optax.piecewise_constant_schedule(
+        base_lr, {b: schedule.factor for b in boundaries})
+  elif name == "cosine":
+    fn = optax.cosine_decay_schedule(base_lr, max(total_steps, 1), alpha=schedule.final_fraction)
+  else:
+    period = schedule.decay_steps or int(round(schedule.decay_epochs * steps_per_epoch))
+    if period <= 0:
+      raise ValueError("config.schedule.decay_steps or decay_epochs must give a positive "
+                       f"period, got {schedule.decay_steps} steps / {schedule.decay_epochs} epochs")
+    fn = optax.exponential_decay(base_lr, period, schedule.decay_rate,
+                                 staircase=schedule.staircase)
+  ramp = int(round(schedule.ramp_epochs * steps_per_epoch))
+  if ramp > 0:
+    base = fn
+    fn = lambda step: base(step) * jnp.minimum(1.0, (step + 1) / ramp)
+  return fn
+
+
+def param_labels(params: dict, *, batch_stats, new_layers: tuple[str, ...] = (),
+                 frozen_bn: bool = False) -> dict:
+  """"head", "backbone" or "frozen" for every leaf of `{"model": ..., "loss": ...}` params.
+
+  BatchNorm layers are recognised as the modules that own batch statistics, whatever their names.
+  """
+  flat = traverse_util.flatten_dict(params)
+  bn_modules = {path[:-1] for path in traverse_util.flatten_dict(batch_stats or {})}
+  known = {path[1] for path in flat if path[0] == "model" and len(path) > 1}
+  for layer in new_layers:
+    if layer not in known:
+      raise ValueError(f"config.optimizer.new_layers names {layer!r}, which is not a top-level "
+                       f"module of the model; the model has {sorted(known)}")
+
+  def label(path):
+    if path[0] != "model":
+      return "head"
+    if frozen_bn and path[1:-1] in bn_modules:
+      return "frozen"
+    return "head" if path[1] in new_layers else "backbone"
+
+  return traverse_util.unflatten_dict({path: label(path) for path in flat})
+
+
+def _base_optimizer(opt: ml_collections.ConfigDict, lr: Callable) -> optax.GradientTransformation:
+  if opt.name == "sgd":
+    # PyTorch SGD: decay enters the gradient before momentum (the papers' training recipes).
+    return optax.chain(optax.add_decayed_weights(opt.weight_decay),
+                       optax.sgd(lr, momentum=opt.momentum or None, nesterov=opt.nesterov))
+  if opt.name == "adam":
+    return optax.chain(optax.add_decayed_weights(opt.weight_decay),
+                       optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps))
+  return optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+
+
+def build_optimizer(
+    config: ml_collections.ConfigDict,
+    *,
+    params: dict,
+    batch_stats,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> tuple[optax.GradientTransformation, dict[str, optax.Schedule]]:
+  """The optimiser of `config.optimizer`/`config.schedule` and the schedule of each group.
+
+  Gradient clipping by global norm (`config.optimizer.grad_clip_norm > 0`) comes first, over all
+  parameters together.
+
+  Example:
+    >>> tx, schedules = build_optimizer(config, params=state_params, batch_stats={},
+    ...                                 steps_per_epoch=100, total_steps=6000)
+    >>> float(schedules["head"](0))
+  """
+  opt = config.optimizer
+  if opt.name not in OPTIMIZERS:
+    raise ValueError(f"config.optimizer.name must be one of {OPTIMIZERS}, got {opt.name!r}")
+  new_layers = tuple(n.strip() for n in opt.new_layers.split(",") if n.strip())
+  labels = param_labels(params, batch_stats=batch_stats, new_layers=new_layers,
+                        frozen_bn=config.model.frozen_bn)
+  head_lr = opt.lr if opt.head_lr is None else opt.head_lr
+  head = schedule_fn(config.schedule, base_lr=head_lr, steps_per_epoch=steps_per_epoch,
+                     total_steps=total_steps)
+  backbone_base = schedule_fn(config.schedule, base_lr=opt.lr, steps_per_epoch=steps_per_epoch,
+                              total_steps=total_steps)
+  warm = int(round(opt.warmup_epochs * steps_per_epoch))
+  backbone = (backbone_base if warm <= 0 else
+              lambda step: jnp.where(step < warm, 0.0, backbone_base(step)))
+  transforms = {"head": _base_optimizer(opt, head), "backbone": _base_optimizer(opt, backbone),
+                "frozen": optax.set_to_zero()}
+  used = set(jax.tree.leaves(labels))
+  tx = optax.multi_transform({k: v for k, v in transforms.items() if k in used}, labels)
+  if opt.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  return tx, {"head": head, "backbone": backbone}

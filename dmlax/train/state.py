@@ -1,0 +1,47 @@
+"""The train state: parameters, BatchNorm statistics, optimiser state and step, as one pytree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+from flax.training import train_state
+import jax
+
+
+class TrainState(train_state.TrainState):
+  """`flax.training.train_state.TrainState` plus the model's BatchNorm statistics.
+
+  `params` is `{"model": <backbone and head params>, "loss": <classifier / proxies / centres>}`;
+  the loss owns its parameters (see `dmlax.train.objectives`), the model never sees them.
+  `apply_fn` and `tx` are static (not saved); `to_checkpoint`/`from_checkpoint` convert the
+  array part to and from plain nested dicts, which is what the checkpoints hold.
+
+  Example:
+    >>> state = TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+    ...                           batch_stats=variables.get("batch_stats", {}))
+  """
+  batch_stats: Any = None
+
+  def to_checkpoint(self) -> dict:
+    """The arrays of the state as nested dicts (step, params, batch_stats, opt_state)."""
+    return {
+        "step": self.step,
+        "params": self.params,
+        "batch_stats": self.batch_stats,
+        "opt_state": flax.serialization.to_state_dict(self.opt_state),
+    }
+
+  def from_checkpoint(self, restored: dict) -> "TrainState":
+    """This state with its arrays replaced by those of `restored` (as `to_checkpoint` wrote)."""
+    return self.replace(
+        step=restored["step"],
+        params=restored["params"],
+        batch_stats=restored["batch_stats"],
+        opt_state=flax.serialization.from_state_dict(self.opt_state, restored["opt_state"]),
+    )
+
+
+def num_params(tree) -> int:
+  """Number of scalars in a pytree of arrays."""
+  return sum(int(x.size) for x in jax.tree.leaves(tree))

@@ -1,0 +1,208 @@
+"""The training step, written once per device against the axis name "batch", and its drivers.
+
+`train_step` is what one device does with its share of the global batch. With
+`axis_name="batch"`, gradients are averaged over devices (`lax.pmean`), BatchNorm statistics are
+cross-replica (the model was built with `bn_axis_name="batch"`), and batch-coupled losses see the
+global batch (see `dmlax.train.objectives`). With `axis_name=None` the same function is the
+single-device step on the whole batch. Three drivers run it:
+
+  * `PmapDriver`: `jax.pmap` over the local devices (the classic data-parallel loop);
+  * `ShardMapDriver`: `jax.shard_map` over a 1-D `Mesh` of all devices (pmap is in maintenance
+    mode in current JAX; this is the same per-device program under `jit`);
+  * `SingleDeviceDriver`: `jax.jit` on one device, `axis_name=None`.
+
+All of them give the single-device result on the global batch (tests/train/test_multidevice.py).
+`shard_map` runs with `check_vma=False`, so that `psum`/`all_gather` transpose exactly as under
+`pmap` and the per-device code is literally the same.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from dmlax.train.objectives import Objective
+from dmlax.train.state import TrainState
+
+AXIS = "batch"
+DRIVERS = ("pmap", "shard_map", "single")
+
+
+def train_step(
+    state: TrainState,
+    batch: dict,
+    *,
+    model: nn.Module,
+    objective: Objective,
+    rng: jax.Array,
+    axis_name: str | None = None,
+    frozen_bn: bool = False,
+) -> tuple[TrainState, dict]:
+  """One optimiser step on this device's share of the batch.
+
+  loss = objective(model(images), labels); grads = pmean over `axis_name` of d loss / d params;
+  params <- tx(grads). The step key is `fold_in(rng, step)`, split into the loss's key (the same
+  on every device: random grouping must agree) and the dropout key (folded with the device
+  index). A non-finite loss or gradient norm leaves the state unchanged and sets
+  `metrics["finite"]` to False, so the caller can stop with the last good state.
+
+  Args:
+    state: the replicated train state.
+    batch: {"image": (b, H, W, C) float32, "label": (b,) int32}, this device's share.
+    model: the backbone+head, built with `bn_axis_name=axis_name`.
+    objective: from `dmlax.train.objectives.build_objective`.
+    rng: base PRNG key of the run.
+    axis_name: "batch" inside pmap/shard_map, None on one device.
+    frozen_bn: run the model in inference mode (running BatchNorm statistics, not updated).
+
+  Returns:
+    The new state and scalar metrics (loss, grad_norm, finite, the objective's aux), identical on
+    every device.
+  """
+  key = jax.random.fold_in(rng, state.step)
+  dropout_key, loss_key = jax.random.split(key)
+  if axis_name is not None:
+    dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
+  has_stats = bool(jax.tree.leaves(state.batch_stats))
+
+  def loss_fn(params):
+    variables = {"params": params["model"]}
+    if has_stats:
+      variables["batch_stats"] = state.batch_stats
+    rngs = {"dropout": dropout_key}
+    if has_stats and not frozen_bn:
+      features, updates = model.apply(variables, batch["image"], train=True,
+                                      mutable=["batch_stats"], rngs=rngs)
+      new_stats = updates["batch_stats"]
+    else:
+      features = model.apply(variables, batch["image"], train=not frozen_bn, rngs=rngs)
+      new_stats = state.batch_stats
+    features = features.astype(jnp.float32)
+    loss, aux = objective.apply(features, batch["label"], params["loss"], step=state.step,
+                                rng=loss_key, axis_name=axis_name)
+    return loss, (aux, new_stats)
+
+  (loss, (aux, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"loss": loss, **aux}
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+    metrics = jax.lax.pmean(metrics, axis_name)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+  new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  metrics.update(grad_norm=grad_norm, finite=finite)
+  return new_state, metrics
+
+
+def _donate() -> tuple[int, ...]:
+  # CPU cannot reuse donated buffers and warns on every call.
+  return () if jax.default_backend() == "cpu" else (0,)
+
+
+class SingleDeviceDriver:
+  """`jax.jit` of the step on one device with the whole batch (`axis_name=None`)."""
+  name = "single"
+
+  def __init__(self, make_model: Callable[[str | None], nn.Module], objective: Objective, *,
+               rng: jax.Array, frozen_bn: bool = False):
+    self.num_devices = 1
+    step = functools.partial(train_step, model=make_model(None), objective=objective, rng=rng,
+                             axis_name=None, frozen_bn=frozen_bn)
+    self._step = jax.jit(step, donate_argnums=_donate())
+
+  def put_state(self, state):
+    return jax.device_put(state, jax.local_devices()[0])
+
+  def get_state(self, device_state):
+    return jax.device_get(device_state)
+
+  def put_batch(self, batch: dict):
+    return batch
+
+  def step(self, device_state, device_batch):
+    return self._step(device_state, device_batch)
+
+
+class PmapDriver:
+  """`jax.pmap` of the per-device step over this process's devices.
+
+  The state lives replicated (leading device axis); the process's batch is split into equal
+  consecutive shares, one per local device.
+  """
+  name = "pmap"
+
+  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False):
+    self.devices = jax.local_devices()
+    self.num_devices = len(self.devices)
+    step = functools.partial(train_step, model=make_model(AXIS), objective=objective, rng=rng,
+                             axis_name=AXIS, frozen_bn=frozen_bn)
+    self._step = jax.pmap(step, axis_name=AXIS, devices=self.devices,
+                          donate_argnums=_donate())
+
+  def put_state(self, state):
+    return flax.jax_utils.replicate(state, self.devices)
+
+  def get_state(self, device_state):
+    return jax.device_get(flax.jax_utils.unreplicate(device_state))
+
+  def put_batch(self, batch: dict):
+    n = self.num_devices
+    return jax.tree.map(lambda x: np.reshape(x, (n, x.shape[0] // n) + x.shape[1:]), batch)
+
+  def step(self, device_state, device_batch):
+    state, metrics = self._step(device_state, device_batch)
+    return state, jax.tree.map(lambda m: m[0], metrics)
+
+
+class ShardMapDriver:
+  """`jax.shard_map` of the same per-device step over a 1-D `Mesh` of all devices, under `jit`.
+
+  The state is replicated (`P()`), the global batch split along axis "batch" (`P("batch")`);
+  each process contributes its own rows (`jax.make_array_from_process_local_data`).
+  """
+  name = "shard_map"
+
+  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False):
+    self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
+    self.num_devices = self.mesh.size
+    self._replicated = NamedSharding(self.mesh, P())
+    self._sharded = NamedSharding(self.mesh, P(AXIS))
+    step = functools.partial(train_step, model=make_model(AXIS), objective=objective, rng=rng,
+                             axis_name=AXIS, frozen_bn=frozen_bn)
+    mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
+                           check_vma=False)
+    self._step = jax.jit(mapped, donate_argnums=_donate())
+
+  def put_state(self, state):
+    return jax.device_put(state, self._replicated)
+
+  def get_state(self, device_state):
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), device_state)
+
+  def put_batch(self, batch: dict):
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self._sharded, np.asarray(x)), batch)
+
+  def step(self, device_state, device_batch):
+    return self._step(device_state, device_batch)
+
+
+def make_driver(name: str, make_model, objective: Objective, *, rng: jax.Array,
+                frozen_bn: bool = False) -> Any:
+  """The driver `name` ("pmap", "shard_map" or "single"; `config.parallel`).
+
+  `make_model(bn_axis_name)` builds the model for the driver's axis name.
+  """
+  drivers = {"pmap": PmapDriver, "shard_map": ShardMapDriver, "single": SingleDeviceDriver}
+  if name not in drivers:
+    raise ValueError(f"config.parallel must be one of {DRIVERS}, got {name!r}")
+  return drivers[name](make_model, objective, rng=rng, frozen_bn=frozen_bn)
