@@ -5,3 +5,27 @@ proxies (C, D), multi-proxies (C, K, D). See each function's docstring for its f
 
 from dmlax.losses.softmax import normalized_softmax_loss
 from dmlax.losses.softmax import softmax_cross_entropy
+# Proxy, pair and margin losses, regularisers, proxy initialisers (issue 3).
+from dmlax.losses.initializers import proxy_anchor_init
+from dmlax.losses.initializers import soft_triple_init
+from dmlax.losses.margin import annealed_lambda
+from dmlax.losses.margin import arcface_loss
+from dmlax.losses.margin import cosface_loss
+from dmlax.losses.margin import large_margin_softmax_loss
+from dmlax.losses.margin import noisy_softmax_loss
+from dmlax.losses.margin import sigsoftmax_loss
+from dmlax.losses.margin import sphereface_loss
+from dmlax.losses.margin import virtual_softmax_loss
+from dmlax.losses.pair import contrastive_loss
+from dmlax.losses.pair import multi_similarity_loss
+from dmlax.losses.pair import triplet_margin_loss
+from dmlax.losses.proxy import mpa_ap_loss
+from dmlax.losses.proxy import mpa_dw_loss
+from dmlax.losses.proxy import mpa_loss
+from dmlax.losses.proxy import multi_proxy_similarity
+from dmlax.losses.proxy import proxy_anchor_loss
+from dmlax.losses.proxy import proxy_nca_loss
+from dmlax.losses.proxy import soft_triple_loss
+from dmlax.losses.regularizers import center_loss
+from dmlax.losses.regularizers import proxy_regularizer
+from dmlax.losses.regularizers import ring_loss

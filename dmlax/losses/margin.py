@@ -1,0 +1,363 @@
+"""Margin and modified softmax losses: L-Softmax, SphereFace (A-Softmax), CosFace, ArcFace,
+SigSoftmax, Noisy Softmax, Virtual Softmax.
+
+Like the rest of the softmax family: ``fn(features, labels, weights, *, ..., reduction="mean")``
+with features (B, D), integer labels (B,) and classifier weights (D, C) (pytorch-metric-learning's
+``W`` layout). Everything is computed in float32 or wider. Angles enter only through cosines and
+``sqrt(1 - cos^2)``, whose derivative is capped at cos = +-1 (see `_sin_from_cos`), so a feature
+lying exactly on a class weight has a finite gradient; the values are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+from dmlax.losses.normalization import NORM_EPS
+
+# sqrt(1 - c^2) is either 0 (c = +-1) or >= 3.4e-4 in float32, so capping the derivative's
+# denominator at 1e-4 changes nothing but the points c = +-1 themselves.
+_SIN_FLOOR = 1e-4
+
+
+@jax.custom_jvp
+def _sin_from_cos(c: jax.Array) -> jax.Array:
+  """sin(arccos c) = sqrt(1 - c^2) for c in [-1, 1], with a finite derivative at c = +-1."""
+  return jnp.sqrt(jnp.maximum(1.0 - c * c, 0.0))
+
+
+@_sin_from_cos.defjvp
+def _sin_from_cos_jvp(primals, tangents):
+  (c,), (t,) = primals, tangents
+  s = _sin_from_cos(c)
+  return s, -c / jnp.maximum(s, _SIN_FLOOR) * t
+
+
+def _setup(features, labels, weights, reduction):
+  """Checks; returns float32 features, weights, labels, validity mask and C."""
+  checks.check_reduction(reduction)
+  _, dim = checks.check_features_labels(features, labels)
+  num_classes = checks.check_classifier(weights, dim)
+  valid = checks.label_guard(labels, num_classes)
+  x = jnp.asarray(features)
+  dtype = jnp.promote_types(jnp.promote_types(x.dtype, jnp.asarray(weights).dtype), jnp.float32)
+  return x.astype(dtype), jnp.asarray(weights).astype(dtype), jnp.asarray(labels), valid
+
+
+def _norm(x: jax.Array, axis: int) -> jax.Array:
+  return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis), NORM_EPS * NORM_EPS))
+
+
+def _ce_with_target(logits, labels, target_logit, valid, reduction):
+  """Cross-entropy where the label column of `logits` is replaced by `target_logit` (B,)."""
+  onehot = labels[:, None] == jnp.arange(logits.shape[1])[None, :]
+  logits = jnp.where(onehot, target_logit[:, None], logits)
+  per_example = jax.nn.logsumexp(logits, axis=1) - target_logit
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+
+
+def _target_column(matrix, labels):
+  onehot = labels[:, None] == jnp.arange(matrix.shape[1])[None, :]
+  return jnp.sum(jnp.where(onehot, matrix, 0.0), axis=1)
+
+
+def _check_int_margin(margin) -> int:
+  if int(margin) != margin or margin < 1:
+    raise ValueError(f"margin must be a positive integer for the multiplicative angular margin, "
+                     f"got {margin}")
+  return int(margin)
+
+
+def _psi(cos: jax.Array, m: int) -> jax.Array:
+  r""":math:`\psi(\theta) = (-1)^k \cos(m\theta) - 2k` for :math:`\theta \in [k\pi/m, (k+1)\pi/m]`.
+
+  cos(m theta) by the multiple-angle expansion in cos and sin^2 (a polynomial in cos, smooth at
+  +-1); k is piecewise constant, so it carries no gradient.
+  """
+  sin_sq = 1.0 - cos * cos
+  cos_m = sum(((-1) ** n) * math.comb(m, 2 * n) * cos ** (m - 2 * n) * sin_sq ** n
+              for n in range(m // 2 + 1))
+  theta = jnp.arccos(jnp.clip(jax.lax.stop_gradient(cos), -1.0, 1.0))
+  k = jnp.floor(theta * m / math.pi)
+  return jnp.where(k % 2 == 0, 1.0, -1.0) * cos_m - 2.0 * k
+
+
+def annealed_lambda(
+    step: ArrayLike,
+    *,
+    base: float = 1000.0,
+    gamma: float = 0.12,
+    power: float = 1.0,
+    lambda_min: float = 5.0,
+) -> jax.Array:
+  r"""Annealing of the L-Softmax / SphereFace mixing weight lambda.
+
+  .. math:: \lambda(t) = \max(\lambda_{\min},\ \mathrm{base}\,(1 + \gamma t)^{-\mathrm{power}})
+
+  the schedule of the original Caffe layers (``LargeMarginInnerProduct`` of
+  wy1iu/LargeMargin_Softmax_Loss and ``MarginInnerProduct`` of wy1iu/sphereface); the defaults
+  are SphereFace's released training prototxt (base 1000, gamma 0.12, power 1, lambda_min 5).
+  Losses are pure, so the training loop computes ``lam = annealed_lambda(step)`` and passes it.
+
+  Example:
+    >>> annealed_lambda(0)
+    Array(1000., dtype=float32)
+  """
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.maximum(lambda_min, base * (1.0 + gamma * step) ** (-power))
+
+
+def large_margin_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    margin: int = 4,
+    lam: ArrayLike = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Large-margin softmax (L-Softmax), Liu et al., ICML 2016, eqs. 5-6.
+
+  .. math::
+    f_{y_i} = \lVert W_{y_i}\rVert \lVert x_i\rVert
+              \frac{\lambda \cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},\qquad
+    f_{j} = \lVert W_j\rVert \lVert x_i\rVert \cos\theta_j \;(j \ne y_i)
+
+  with :math:`\psi(\theta) = (-1)^k \cos(m\theta) - 2k`, :math:`\theta\in[k\pi/m, (k+1)\pi/m]`,
+  then softmax cross-entropy; no bias. `lam` is the original layer's annealed mixing weight
+  (see `annealed_lambda`); ``lam = 0`` (the default, the end of the annealing) is
+  pytorch-metric-learning's ``LargeMarginSoftmaxLoss`` (``scale=1``), which has no annealing.
+
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    margin: m, a positive integer.
+    lam: lambda >= 0 (a Python or traced scalar).
+    reduction: "mean", "sum" or "none".
+
+  Example:
+    >>> w = jnp.eye(2)
+    >>> large_margin_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), w)  # psi(0) = 1
+    Array(0.12692809, dtype=float32)
+  """
+  m = _check_int_margin(margin)
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x_norm, w_norm = _norm(x, 1), _norm(w, 0)
+  magnitudes = x_norm[:, None] * w_norm[None, :]
+  cos = (x @ w) / magnitudes
+  cos_y = _target_column(cos, labels)
+  lam = jnp.asarray(lam, x.dtype)
+  target = _target_column(magnitudes, labels) * (lam * cos_y + _psi(cos_y, m)) / (1.0 + lam)
+  return _ce_with_target(cos * magnitudes, labels, target, valid, reduction)
+
+
+def sphereface_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    margin: int = 4,
+    lam: ArrayLike = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""SphereFace / A-Softmax, Liu et al., CVPR 2017, eq. 7: L-Softmax with normalised weights.
+
+  .. math::
+    f_{y_i} = \lVert x_i\rVert \frac{\lambda\cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},
+    \qquad f_j = \lVert x_i\rVert \cos\theta_j
+
+  ``lam = 0`` is pytorch-metric-learning's ``SphereFaceLoss``; the authors' Caffe layer anneals
+  lambda to a floor of 5 (`annealed_lambda`).
+
+  Example:
+    >>> sphereface_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), 3.0 * jnp.eye(2))
+    Array(0.12692809, dtype=float32)
+  """
+  m = _check_int_margin(margin)
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x_norm = _norm(x, 1)
+  cos = (x @ w) / (x_norm[:, None] * _norm(w, 0)[None, :])
+  cos_y = _target_column(cos, labels)
+  lam = jnp.asarray(lam, x.dtype)
+  target = x_norm * (lam * cos_y + _psi(cos_y, m)) / (1.0 + lam)
+  return _ce_with_target(cos * x_norm[:, None], labels, target, valid, reduction)
+
+
+def _cosines(x, w):
+  return (x @ w) / (_norm(x, 1)[:, None] * _norm(w, 0)[None, :])
+
+
+def cosface_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    margin: float = 0.35,
+    scale: float = 64.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""CosFace / AM-Softmax, Wang et al., CVPR 2018, eq. 4.
+
+  .. math:: f_{y_i} = s(\cos\theta_{y_i} - m),\qquad f_j = s\cos\theta_j
+
+  with features and weight columns normalised. Defaults are the paper's and
+  pytorch-metric-learning's ``CosFaceLoss`` (which this matches).
+
+  Example:
+    >>> cosface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0, scale=2.0)
+    Array(0.12692809, dtype=float32)
+  """
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  cos = _cosines(x, w)
+  target = scale * (_target_column(cos, labels) - margin)
+  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+
+
+def arcface_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    margin: float = 0.5,
+    scale: float = 64.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""ArcFace / additive angular margin, Deng et al., CVPR 2019, eq. 3.
+
+  .. math:: f_{y_i} = s\cos(\theta_{y_i} + m),\qquad f_j = s\cos\theta_j
+
+  computed as :math:`s(\cos\theta\cos m - \sin\theta\sin m)`. `margin` is in radians (0.5, the
+  paper's); pytorch-metric-learning's ``ArcFaceLoss`` takes degrees (default 28.6 ~ 0.4992 rad)
+  and otherwise computes the same. Deliberate difference from insightface's training code: no
+  ``easy_margin`` / ``cos(theta) > cos(pi - m)`` fallback (pml has none either), so for
+  :math:`\theta + m > \pi` the target logit follows the cosine back up, as in the paper's formula.
+
+  Example:
+    >>> arcface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0, scale=2.0)
+    Array(0.12692809, dtype=float32)
+  """
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  cos = _cosines(x, w)
+  cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
+  target = scale * (cos_y * math.cos(margin) - _sin_from_cos(cos_y) * math.sin(margin))
+  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+
+
+def _linear_logits(x, w, bias):
+  logits = x @ w
+  if bias is not None:
+    checks.check_bias(bias, w.shape[1])
+    logits = logits + jnp.asarray(bias).astype(logits.dtype)
+  return logits
+
+
+def sigsoftmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""SigSoftmax cross-entropy, Kanai et al., NeurIPS 2018, eq. 12.
+
+  .. math::
+    p_c = \frac{e^{z_c}\sigma(z_c)}{\sum_j e^{z_j}\sigma(z_j)},\qquad
+    \ell_i = -\log p_{y_i},\qquad z = x W + b
+
+  computed as softmax cross-entropy of :math:`z + \log\sigma(z)` (log-sigmoid is stable).
+
+  Example:
+    >>> sigsoftmax_loss(jnp.array([[0.0, 0.0]]), jnp.array([0]), jnp.eye(2))  # log 2
+    Array(0.6931472, dtype=float32)
+  """
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  z = _linear_logits(x, w, bias)
+  z = z + jax.nn.log_sigmoid(z)
+  return _ce_with_target(z, labels, _target_column(z, labels), valid, reduction)
+
+
+def noisy_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    key: jax.Array,
+    noise_scale: ArrayLike = 0.1,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Noisy Softmax, Chen, Deng and Du, CVPR 2017: angular noise on the target logit.
+
+  .. math::
+    f_{y_i} = \lVert W_{y_i}\rVert \lVert x_i\rVert \cos(\min(\theta_{y_i} + \alpha|\xi_i|, \pi)),
+    \qquad \xi_i \sim \mathcal N(0, 1),\qquad f_j = W_j^\top x_i
+
+  Deliberate differences: the paper anneals the noise amplitude during training; here it is the
+  explicit argument `noise_scale` (alpha; pass a scheduled value, and 0 at evaluation, where the
+  loss is plain softmax cross-entropy without bias), and its default 0.1 is ours, not the
+  paper's. The angle is capped at pi so the perturbation always lowers the target logit.
+
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C).
+    key: PRNG key for the noise.
+    noise_scale: alpha >= 0.
+    reduction: "mean", "sum" or "none".
+
+  Example:
+    >>> noisy_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), jnp.eye(2),
+    ...                    key=jax.random.PRNGKey(0), noise_scale=0.0)
+    Array(0.12692809, dtype=float32)
+  """
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  logits = x @ w
+  magnitudes = _norm(x, 1) * _norm(_target_rows(w, labels), 1)
+  cos_y = jnp.clip(_target_column(logits, labels) / magnitudes, -1.0, 1.0)
+  delta = jnp.asarray(noise_scale, x.dtype) * jnp.abs(
+      jax.random.normal(key, cos_y.shape, x.dtype))
+  theta = jnp.arccos(jax.lax.stop_gradient(cos_y))
+  shifted = cos_y * jnp.cos(delta) - _sin_from_cos(cos_y) * jnp.sin(delta)
+  target = magnitudes * jnp.where(theta + delta < math.pi, shifted, -1.0)
+  return _ce_with_target(logits, labels, target, valid, reduction)
+
+
+def _target_rows(w, labels):
+  """(B, D): the weight column of each example's label."""
+  return jnp.take(w.T, jnp.clip(labels, 0, w.shape[1] - 1), axis=0)
+
+
+def virtual_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Virtual Softmax, Chen, Deng and Shen, NeurIPS 2018, eq. 5: one extra virtual class.
+
+  .. math::
+    \ell_i = -\log \frac{e^{W_{y_i}^\top x_i}}
+        {\sum_{j=1}^C e^{W_j^\top x_i} + e^{\lVert W_{y_i}\rVert \lVert x_i\rVert}}
+
+  the virtual class's weight being :math:`\lVert W_{y_i}\rVert x_i / \lVert x_i\rVert`, so its
+  logit :math:`\lVert W_{y_i}\rVert\lVert x_i\rVert` bounds the target logit from above. An
+  optional `bias` applies to the C real classes only.
+
+  Example:
+    >>> virtual_softmax_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2))  # log(2 + 1/e)
+    Array(0.86199474, dtype=float32)
+  """
+  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  logits = _linear_logits(x, w, bias)
+  target = _target_column(logits, labels)
+  virtual = _norm(x, 1) * _norm(_target_rows(w, labels), 1)
+  per_example = jnp.logaddexp(jax.nn.logsumexp(logits, axis=1), virtual) - target
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+

@@ -1,0 +1,430 @@
+"""Proxy-based losses: the multi-proxy anchor (MPA) family, ProxyAnchor, SoftTriple, ProxyNCA.
+
+Shapes: embeddings (B, D), integer labels (B,), single proxies (C, D), multi-proxies (C, K, D).
+Every loss L2-normalises embeddings and proxies itself and computes in float32 (or wider for
+float64 inputs), so bfloat16 inputs are accepted. Similarities are (B, C, K) contractions; no
+(B, C, K, D) tensor is formed.
+
+Batch-coupled losses (ProxyAnchor, MPA) take `axis_name`: inside ``pmap``/``shard_map`` over that
+axis they return the single-device value of the global batch (class sums are combined across
+devices before the log; see `dmlax.losses.logsumexp.log1p_sum_exp`).
+
+Reference for the MPA family: Saeki, Kim et al., "Multi-proxies anchor family losses"
+(/work/shared/papers/multi_proxy_anchor_family_2023.txt, "the MPA paper" below).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+from dmlax.losses.logsumexp import log1p_sum_exp
+from dmlax.losses.normalization import l2_normalize
+from dmlax.losses.regularizers import check_multi_proxies
+from dmlax.losses.regularizers import proxy_regularizer
+
+
+def _check_single_proxies(proxies, feature_dim: int, name: str = "proxies") -> int:
+  shape = np.shape(proxies)
+  if len(shape) != 2:
+    raise ValueError(
+        f"{name} must have shape (C, D) (one proxy per class), got shape {tuple(shape)}")
+  checks.check_floating(proxies, name)
+  num_classes, dim = shape
+  if dim != feature_dim:
+    raise ValueError(
+        f"{name} must have shape (C, {feature_dim}) to match the embedding dimension, "
+        f"got {tuple(shape)}")
+  if num_classes < 1:
+    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
+  return num_classes
+
+
+def _check_positive(value: float, name: str) -> None:
+  if not value > 0:
+    raise ValueError(f"{name} must be positive, got {value}")
+
+
+def _cosine(embeddings, proxies) -> jax.Array:
+  """(B, C) cosines of (B, D) embeddings and (C, D) proxies, float32 or wider."""
+  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  w = l2_normalize(jnp.asarray(proxies), axis=-1)
+  return x @ w.T
+
+
+def _multi_proxy_similarity(embeddings, proxies, gamma: float) -> jax.Array:
+  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  w = l2_normalize(jnp.asarray(proxies), axis=-1)
+  sims = jnp.einsum("bd,ckd->bck", x, w)
+  weights = jax.nn.softmax(sims / gamma, axis=-1)
+  return jnp.sum(weights * sims, axis=-1)
+
+
+def multi_proxy_similarity(
+    embeddings: ArrayLike, proxies: ArrayLike, *, gamma: float = 0.1) -> jax.Array:
+  r"""Soft-max-weighted cosine of each embedding to each class's K proxies (MPA paper eq. 1).
+
+  .. math::
+    S(x, c) = \sum_k \frac{\exp(\hat x^\top \hat w_{ck} / \gamma)}
+                         {\sum_l \exp(\hat x^\top \hat w_{cl} / \gamma)}\, \hat x^\top \hat w_{ck}
+
+  with :math:`\hat x, \hat w` L2-normalised. This is SoftTriple's relaxed similarity (Qian et al.,
+  ICCV 2019, eq. 7; idstcv/SoftTriple and pytorch-metric-learning's ``SoftTripleLoss`` compute
+  the same, there with ``gamma`` passed as its inverse). With K = 1 it is the cosine.
+
+  Args:
+    embeddings: (B, D).
+    proxies: (C, K, D).
+    gamma: temperature of the soft-max over a class's proxies (> 0).
+
+  Returns:
+    (B, C) similarities in [-1, 1], float32 or wider.
+
+  Example:
+    >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])
+    >>> multi_proxy_similarity(jnp.array([[1.0, 0.0]]), w, gamma=0.1)  # (e^10 * 1) / (e^10 + 1)
+    Array([[0.9999546]], dtype=float32)
+  """
+  checks.check_floating(embeddings, "embeddings", ndim=2)
+  check_multi_proxies(proxies, np.shape(embeddings)[1])
+  _check_positive(gamma, "gamma")
+  return _multi_proxy_similarity(embeddings, proxies, gamma)
+
+
+def _all_valid(valid: jax.Array, axis_name: str | None) -> jax.Array:
+  bad = jnp.sum(~valid)
+  if axis_name is not None:
+    bad = jax.lax.psum(bad, axis_name)
+  return bad == 0
+
+
+def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name):
+  """MPA eq. 6 / ProxyAnchor from a (B, C) similarity; class sums span `axis_name`."""
+  num_classes = similarity.shape[1]
+  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  pos = log1p_sum_exp(-alpha * (similarity - margin), positive, axis=0, axis_name=axis_name)
+  neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=0, axis_name=axis_name)
+  counts = jnp.sum(positive, axis=0)
+  if axis_name is not None:
+    counts = jax.lax.psum(counts, axis_name)
+  num_present = jnp.sum(counts > 0)
+  # Classes absent from the batch have pos == 0 exactly; the mean is over present classes.
+  pos_term = jnp.sum(pos) / jnp.maximum(num_present, 1).astype(pos.dtype)
+  neg_term = jnp.sum(neg) / num_classes
+  return pos_term + neg_term
+
+
+def _dw_similarity_loss(similarity, labels, *, alpha, margin):
+  """MPA-DW eq. 12 per example from a (B, C) similarity."""
+  num_classes = similarity.shape[1]
+  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  s_pos = jnp.sum(jnp.where(positive, similarity, 0.0), axis=1)
+  pos = jax.nn.softplus(-alpha * (s_pos - margin))
+  neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1)
+  return pos + neg
+
+
+def _ap_similarity_loss(similarity, labels, *, alpha, margin):
+  """MPA-AP eqs. 15-16 per example from a (B, C) similarity."""
+  num_classes = similarity.shape[1]
+  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  shifted = jnp.where(positive, margin - similarity, similarity + margin)
+  return log1p_sum_exp(alpha * shifted, axis=1)
+
+
+def _with_regularizer(per_example, reg, reduction, axis_name=None):
+  """Adds tau * R once to the reduced value ("none": to every example, so mean(none) == mean)."""
+  checks.check_reduction(reduction)
+  if reduction == "none":
+    return per_example + reg
+  return checks.reduce_loss(per_example, reduction, axis_name) + reg
+
+
+def _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau):
+  checks.check_features_labels(embeddings, labels, "embeddings")
+  num_classes, _, _ = check_multi_proxies(proxies, np.shape(embeddings)[1])
+  _check_positive(gamma, "gamma")
+  _check_positive(alpha, "alpha")
+  if tau < 0:
+    raise ValueError(f"tau must be >= 0, got {tau}")
+  valid = checks.label_guard(labels, num_classes)
+  similarity = _multi_proxy_similarity(embeddings, proxies, gamma)
+  reg = tau * proxy_regularizer(proxies) if tau else jnp.zeros((), similarity.dtype)
+  return jnp.asarray(labels), valid, similarity, reg
+
+
+def mpa_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    alpha: float = 32.0,
+    gamma: float = 0.1,
+    margin: float = 0.1,
+    tau: float = 0.2,
+    axis_name: str | None = None,
+) -> jax.Array:
+  r"""Multi-proxies anchor (MPA) loss, MPA paper eqs. 6-7.
+
+  .. math::
+    L = \frac{1}{|C^+|} \sum_{c \in C^+} \log\Bigl(1 + \sum_{x \in X_c^+}
+          e^{-\alpha (S(x, c) - \delta)}\Bigr)
+      + \frac{1}{C} \sum_{c} \log\Bigl(1 + \sum_{x \in X_c^-} e^{\alpha (S(x, c) + \delta)}\Bigr)
+      + \tau R
+
+  with S the multi-proxy similarity (`multi_proxy_similarity`), :math:`C^+` the classes present
+  in the (global) batch, :math:`X_c^\pm` the batch samples of / not of class c and R the
+  `proxy_regularizer`. The negative term divides by the number of classes C, as ProxyAnchor's
+  reference code (tjddus9597/Proxy-Anchor-CVPR2020) and SPEC.md section 4 do (the paper writes
+  :math:`|C^-|`). With K = 1 and tau = 0 it equals `proxy_anchor_loss`.
+
+  Args:
+    embeddings: (B, D) embeddings (normalised inside).
+    labels: (B,) integer labels in [0, C).
+    proxies: (C, K, D) proxies (normalised inside); see `dmlax.losses.initializers`.
+    alpha: scale (32, ProxyAnchor's; the paper does not state it).
+    gamma: temperature of the similarity over a class's proxies.
+    margin: delta.
+    tau: weight of the proxy regulariser.
+    axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
+
+  Returns:
+    A scalar (the loss couples the whole batch; there are no per-example values).
+
+  Example:
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
+    >>> w = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 16))
+    >>> mpa_loss(x, jnp.arange(8) % 4, w).shape
+    ()
+  """
+  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
+  loss = _anchor_similarity_loss(
+      similarity, labels, alpha=alpha, margin=margin, axis_name=axis_name) + reg
+  return jnp.where(_all_valid(valid, axis_name), loss, jnp.nan)
+
+
+def mpa_dw_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    alpha: float = 32.0,
+    gamma: float = 0.1,
+    margin: float = 0.1,
+    tau: float = 0.2,
+    axis_name: str | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Data-wise multi-proxies anchor (MPA-DW) loss, MPA paper eqs. 12-13.
+
+  .. math::
+    \ell_i = \log(1 + e^{-\alpha (S(x_i, y_i) - \delta)})
+           + \log\Bigl(1 + \sum_{c \ne y_i} e^{\alpha (S(x_i, c) + \delta)}\Bigr),\qquad
+    L = \frac1N \sum_i \ell_i + \tau R
+
+  Args:
+    embeddings, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
+    axis_name: with "mean"/"sum", the mean/sum runs over the global batch.
+    reduction: "mean" (the paper's), "sum" (sum of the per-example terms, plus tau R once) or
+      "none" (per-example ``l_i + tau R``, so that their mean is the "mean" value).
+
+  Example:
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
+    >>> w = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 16))
+    >>> mpa_dw_loss(x, jnp.arange(8) % 4, w, reduction="none").shape
+    (8,)
+  """
+  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
+  per_example = _dw_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
+  per_example = checks.nan_where_invalid(per_example, valid)
+  return _with_regularizer(per_example, reg, reduction, axis_name)
+
+
+def mpa_ap_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    alpha: float = 32.0,
+    gamma: float = 0.1,
+    margin: float = 0.1,
+    tau: float = 0.2,
+    axis_name: str | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Data-wise all-paired multi-proxies anchor (MPA-AP) loss, MPA paper eqs. 15-17.
+
+  .. math::
+    S'(x_i, c) = \begin{cases} \delta - S(x_i, c) & c = y_i \\ S(x_i, c) + \delta & c \ne y_i
+                 \end{cases},\qquad
+    \ell_i = \log\Bigl(1 + \sum_c e^{\alpha S'(x_i, c)}\Bigr),\qquad
+    L = \frac1N \sum_i \ell_i + \tau R
+
+  Args:
+    embeddings, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
+    axis_name, reduction: as in `mpa_dw_loss`.
+
+  Example:
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
+    >>> w = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 16))
+    >>> mpa_ap_loss(x, jnp.arange(8) % 4, w).shape
+    ()
+  """
+  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
+  per_example = _ap_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
+  per_example = checks.nan_where_invalid(per_example, valid)
+  return _with_regularizer(per_example, reg, reduction, axis_name)
+
+
+def proxy_anchor_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    alpha: float = 32.0,
+    margin: float = 0.1,
+    axis_name: str | None = None,
+) -> jax.Array:
+  r"""Proxy-Anchor loss (Kim, Kim, Cho and Kwak, CVPR 2020, eq. 4).
+
+  .. math::
+    L = \frac{1}{|C^+|} \sum_{c \in C^+} \log\Bigl(1 + \sum_{x \in X_c^+}
+          e^{-\alpha (\cos(x, p_c) - \delta)}\Bigr)
+      + \frac{1}{C} \sum_{c} \log\Bigl(1 + \sum_{x \in X_c^-} e^{\alpha (\cos(x, p_c) + \delta)}\Bigr)
+
+  Matches the authors' code (tjddus9597/Proxy-Anchor-CVPR2020) and pytorch-metric-learning's
+  ``ProxyAnchorLoss`` (proxies there are (C, D), as here). Initialise proxies with
+  `dmlax.losses.initializers.proxy_anchor_init`.
+
+  Args:
+    embeddings: (B, D) embeddings (normalised inside).
+    labels: (B,) integer labels in [0, C).
+    proxies: (C, D), one proxy per class (normalised inside).
+    alpha: scale.
+    margin: delta.
+    axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
+
+  Returns:
+    A scalar.
+
+  Example:
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> proxy_anchor_loss(x, jnp.array([0, 1]), x)  # ~ log(1 + e^{3.2})
+    Array(3.2399533, dtype=float32)
+  """
+  checks.check_features_labels(embeddings, labels, "embeddings")
+  num_classes = _check_single_proxies(proxies, np.shape(embeddings)[1])
+  _check_positive(alpha, "alpha")
+  valid = checks.label_guard(labels, num_classes)
+  similarity = _cosine(embeddings, proxies)
+  loss = _anchor_similarity_loss(
+      similarity, jnp.asarray(labels), alpha=alpha, margin=margin, axis_name=axis_name)
+  return jnp.where(_all_valid(valid, axis_name), loss, jnp.nan)
+
+
+def soft_triple_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    la: float = 20.0,
+    gamma: float = 0.1,
+    margin: float = 0.01,
+    tau: float = 0.2,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""SoftTriple loss (Qian et al., ICCV 2019, eqs. 8 and 12).
+
+  .. math::
+    \ell_i = -\log \frac{e^{\lambda (S(x_i, y_i) - \delta)}}
+        {e^{\lambda (S(x_i, y_i) - \delta)} + \sum_{c \ne y_i} e^{\lambda S(x_i, c)}},\qquad
+    L = \frac1N \sum_i \ell_i + \tau R
+
+  with S the `multi_proxy_similarity` and R the `proxy_regularizer`. Matches the reference code
+  idstcv/SoftTriple (which assumes normalised inputs; here embeddings are normalised inside) and
+  pytorch-metric-learning's ``SoftTripleLoss`` + ``SparseCentersRegularizer`` (weight tau; its
+  centres ``fc`` are (D, C K) with column ``c K + k`` = ``proxies[c, k]``; its regulariser adds
+  ``finfo.tiny`` instead of 1e-5 under the square root, see `proxy_regularizer`). Initialise
+  proxies with `dmlax.losses.initializers.soft_triple_init`.
+
+  Args:
+    embeddings: (B, D).
+    labels: (B,) integer labels in [0, C).
+    proxies: (C, K, D).
+    la: lambda, the logit scale.
+    gamma: temperature of the similarity over a class's proxies.
+    margin: delta, subtracted from the target similarity.
+    tau: weight of the proxy regulariser (0 for K = 1, where it vanishes anyway).
+    reduction: as in `mpa_dw_loss`.
+
+  Example:
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
+    >>> w = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 16))
+    >>> soft_triple_loss(x, jnp.arange(8) % 4, w).shape
+    ()
+  """
+  checks.check_features_labels(embeddings, labels, "embeddings")
+  num_classes, _, _ = check_multi_proxies(proxies, np.shape(embeddings)[1])
+  _check_positive(gamma, "gamma")
+  if tau < 0:
+    raise ValueError(f"tau must be >= 0, got {tau}")
+  labels = jnp.asarray(labels)
+  valid = checks.label_guard(labels, num_classes)
+  similarity = _multi_proxy_similarity(embeddings, proxies, gamma)
+  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  logits = la * (similarity - margin * positive)
+  target = jnp.sum(jnp.where(positive, logits, 0.0), axis=1)
+  per_example = checks.nan_where_invalid(jax.nn.logsumexp(logits, axis=1) - target, valid)
+  reg = tau * proxy_regularizer(proxies) if tau else jnp.zeros((), similarity.dtype)
+  return _with_regularizer(per_example, reg, reduction)
+
+
+def proxy_nca_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    softmax_scale: float = 1.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""ProxyNCA loss as pytorch-metric-learning's ``ProxyNCALoss`` computes it.
+
+  .. math::
+    \ell_i = -\log \frac{e^{-s \lVert \hat x_i - \hat p_{y_i} \rVert^2}}
+                        {\sum_{c} e^{-s \lVert \hat x_i - \hat p_c \rVert^2}}
+
+  Movshovitz-Attias et al., "No Fuss Distance Metric Learning using Proxies" (ICCV 2017), with
+  normalised embeddings and proxies and the positive proxy **included** in the denominator (the
+  paper leaves it out; pytorch-metric-learning and SPEC.md include it, which keeps the loss
+  bounded below by 0). Deliberate difference: pytorch-metric-learning drops examples whose
+  positive probability underflows to exactly 0 before averaging; this is computed as a
+  log-softmax and never drops an example.
+
+  Args:
+    embeddings: (B, D).
+    labels: (B,) integer labels in [0, C).
+    proxies: (C, D).
+    softmax_scale: s.
+    reduction: "mean", "sum" or "none".
+
+  Example:
+    >>> x = jnp.array([[1.0, 0.0]])
+    >>> proxy_nca_loss(x, jnp.array([0]), jnp.array([[1.0, 0.0], [0.0, 1.0]]))  # log(1 + e^-2)
+    Array(0.12692805, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  checks.check_features_labels(embeddings, labels, "embeddings")
+  num_classes = _check_single_proxies(proxies, np.shape(embeddings)[1])
+  labels = jnp.asarray(labels)
+  valid = checks.label_guard(labels, num_classes)
+  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  w = l2_normalize(jnp.asarray(proxies), axis=-1)
+  sq_dist = (jnp.sum(jnp.square(x), axis=1, keepdims=True) + jnp.sum(jnp.square(w), axis=1)[None]
+             - 2.0 * x @ w.T)
+  logits = -softmax_scale * jnp.maximum(sq_dist, 0.0)
+  target = jnp.take_along_axis(logits, jnp.clip(labels, 0, num_classes - 1)[:, None], axis=1)[:, 0]
+  per_example = jax.nn.logsumexp(logits, axis=1) - target
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)

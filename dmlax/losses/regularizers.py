@@ -1,0 +1,154 @@
+"""Regularisers: the multi-proxy regulariser (SoftTriple / MPA eq. 3), center loss, ring loss."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+from dmlax.losses.normalization import l2_normalize
+
+# SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the
+# gradient stays finite when two centres coincide.
+PROXY_REG_EPS = 1e-5
+
+
+def check_multi_proxies(proxies, feature_dim: int | None = None, name: str = "proxies") -> tuple:
+  """Multi-proxies (C, K, D), floating, K >= 1, D matching the features; returns (C, K, D)."""
+  shape = np.shape(proxies)
+  if len(shape) != 3:
+    raise ValueError(
+        f"{name} must have shape (C, K, D) (classes, proxies per class, feature dim), "
+        f"got shape {tuple(shape)}")
+  checks.check_floating(proxies, name)
+  num_classes, k, dim = shape
+  if num_classes < 1:
+    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
+  if k < 1:
+    raise ValueError(f"{name} must have K >= 1 proxies per class, got K = {k}")
+  if feature_dim is not None and dim != feature_dim:
+    raise ValueError(
+        f"{name} must have shape (C, K, {feature_dim}) to match the embedding dimension, "
+        f"got {tuple(shape)}")
+  return shape
+
+
+def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
+  r"""Spread penalty of the K proxies of each class (SoftTriple, MPA paper eq. 3).
+
+  .. math::
+    R = \frac{1}{C K (K-1)} \sum_c \sum_{t < s}
+        \sqrt{2 + 10^{-5} - 2\, \hat w_{cs}^\top \hat w_{ct}}
+
+  with :math:`\hat w` the L2-normalised proxies: the sum of distances between same-class centres,
+  which pulls them together. Qian et al., "SoftTriple Loss: Deep Metric Learning Without Triplet
+  Sampling" (ICCV 2019), eq. 11; Kim et al.'s MPA paper eq. 3. Matches the reference code
+  idstcv/SoftTriple (including its 1e-5 and the divisor ``C K (K - 1)``).
+  pytorch-metric-learning's ``SparseCentersRegularizer`` adds ``finfo(dtype).tiny`` instead of
+  1e-5 and clamps ``2 cos`` at 2; the values differ by ~1e-5 / (2 distance) per pair. With
+  ``K = 1`` there is nothing to spread and the result is 0 (the reference skips the term).
+
+  Args:
+    proxies: (C, K, D) proxies, unnormalised.
+
+  Returns:
+    A float32 (or wider) scalar.
+
+  Example:
+    >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])  # one class, two orthogonal proxies
+    >>> proxy_regularizer(w)  # sqrt(2 + 1e-5) / (1 * 2 * 1)
+    Array(0.70710856, dtype=float32)
+  """
+  num_classes, k, _ = check_multi_proxies(proxies)
+  w = l2_normalize(jnp.asarray(proxies), axis=-1)
+  if k == 1:
+    return jnp.zeros((), w.dtype)
+  gram = jnp.einsum("ckd,cld->ckl", w, w)
+  upper = np.triu(np.ones((k, k), bool), k=1)
+  # Masked entries get the value 2 - 2 * 0 (any positive number) so the sqrt has a finite
+  # derivative there; they are then multiplied by 0.
+  dist = jnp.sqrt(2.0 + PROXY_REG_EPS - 2.0 * jnp.where(upper, gram, 0.0))
+  return jnp.sum(jnp.where(upper, dist, 0.0)) / (num_classes * k * (k - 1))
+
+
+def center_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    *,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Center loss: half the squared distance of each feature to its class centre.
+
+  .. math:: \ell_i = \tfrac12 \lVert x_i - c_{y_i} \rVert_2^2
+
+  Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition" (ECCV 2016),
+  eq. 2; ``reduction="mean"`` divides the sum by the batch size, as the loss value of their
+  Caffe layer does. Deliberate difference: the paper updates
+  the centres with its own rule ``c_j -= alpha * sum_{i: y_i=j}(c_j - x_i) / (1 + n_j)``; here the
+  centres are ordinary parameters that receive the gradient of this loss, which is
+  ``sum_{i: y_i=j}(c_j - x_i) / B`` (no ``1 + n_j`` normaliser). Combine with softmax CE with a
+  weight (the paper's lambda).
+
+  Args:
+    features: (B, D) features.
+    labels: (B,) integer labels in [0, C).
+    centers: (C, D) class centres.
+    reduction: "mean", "sum" or "none".
+
+  Example:
+    >>> center_loss(jnp.array([[1.0, 2.0]]), jnp.array([0]), jnp.zeros((3, 2)))
+    Array(2.5, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  _, dim = checks.check_features_labels(features, labels)
+  checks.check_floating(centers, "centers", ndim=2)
+  num_classes, cdim = np.shape(centers)
+  if cdim != dim:
+    raise ValueError(
+        f"centers must have shape (C, {dim}) to match the features, got {np.shape(centers)}")
+  valid = checks.label_guard(labels, num_classes)
+  x = jnp.asarray(features)
+  dtype = jnp.promote_types(x.dtype, jnp.float32)
+  c = jnp.take(jnp.asarray(centers).astype(dtype), jnp.asarray(labels), axis=0, mode="clip")
+  per_example = 0.5 * jnp.sum(jnp.square(x.astype(dtype) - c), axis=-1)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+
+
+def ring_loss(
+    features: ArrayLike,
+    radius: ArrayLike,
+    *,
+    loss_weight: float = 0.01,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Ring loss: pulls feature norms to a learned radius R.
+
+  .. math:: \ell_i = \tfrac{\lambda}{2} (\lVert x_i \rVert_2 - R)^2
+
+  Zheng, Pal and Savvides, "Ring loss: Convex Feature Normalization for Face Recognition"
+  (CVPR 2018), eq. 2 (``reduction="mean"`` gives their ``lambda / (2m) sum_i``). `radius` is a
+  learnable scalar parameter (the paper initialises it to the mean feature norm). The norm is
+  computed as ``sqrt(max(||x||^2, 1e-24))`` so an all-zero feature has a finite gradient.
+
+  Args:
+    features: (B, D) features.
+    radius: scalar R.
+    loss_weight: lambda (0.01 in the paper's face experiments).
+    reduction: "mean", "sum" or "none".
+
+  Example:
+    >>> ring_loss(jnp.array([[3.0, 4.0]]), 4.0, loss_weight=2.0)  # (2/2) (5 - 4)^2
+    Array(1., dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  checks.check_floating(features, "features", ndim=2)
+  if np.ndim(radius) != 0:
+    raise ValueError(f"radius must be a scalar, got shape {np.shape(radius)}")
+  x = jnp.asarray(features)
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1), 1e-24))
+  per_example = 0.5 * loss_weight * jnp.square(norm - jnp.asarray(radius, x.dtype))
+  return checks.reduce_loss(per_example, reduction)
