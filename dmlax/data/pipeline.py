@@ -1,0 +1,234 @@
+"""The input pipeline: prepared array_record data -> grain `MapDataset` -> batches of NumPy.
+
+`train_iterator` is an endless, deterministic stream of training batches (a function of the
+seed, the global batch size and the step only; see `dmlax.data.samplers` for how processes
+split each global batch). Its `get_state()` is a small JSON-serialisable dict and
+`set_state(state)` resumes the exact sequence. `eval_batches` walks a split once in a fixed
+order, padding the last global batch; across processes every item appears exactly once with
+`mask` True. No TensorFlow is imported here.
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from dmlax.data import registry
+from dmlax.data import samplers
+from dmlax.data import sources
+from dmlax.data import transforms
+
+_SAMPLERS = ("random", "m_per_class")
+
+
+def _check_positive(name: str, value) -> None:
+  if not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name}={value!r} must be a positive integer")
+
+
+def _check_process(process_index: int, process_count: int) -> None:
+  _check_positive("process_count", process_count)
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index={process_index} must be in [0, {process_count})")
+
+
+class _Records:
+  """Random access to the records of one protocol split: `[i] -> (encoded image, label)`."""
+
+  def __init__(self, name, task, split, data_dir):
+    entry, _, task_obj = registry.lookup(name, task)
+    if split not in task_obj.splits:
+      raise ValueError(f"split={split!r} is not a split of {name} (task "
+                       f"{task or entry.default_task}); known: {task_obj.splits}")
+    self.selection = sources.split_labels(name, task=task, data_dir=data_dir)[split]
+    self._sources = sources.open_parts(name, task, self.selection.parts, data_dir)
+    self._offsets = np.cumsum([0] + [len(s) for s in self._sources])
+    self.channels = entry.image_shape[-1]
+    self.labels = self.selection.labels
+
+  def __len__(self) -> int:
+    return len(self.selection)
+
+  def image(self, i: int):
+    pos = int(self.selection.positions[i])
+    part = int(np.searchsorted(self._offsets, pos, side="right")) - 1
+    return self._sources[part][pos - int(self._offsets[part])]["image"]
+
+
+def _image_size(name: str, image_size, augment: str) -> None:
+  shape = registry.REGISTRY[name].image_shape
+  if image_size is None and None in shape[:2] and augment not in ("imagenet", "bninception"):
+    raise ValueError(f"{name} images vary in size; pass image_size (e.g. 224)")
+  if image_size is not None:
+    _check_positive("image_size", image_size)
+
+
+def _read_options(num_threads):
+  import grain  # pylint: disable=g-import-not-at-top
+  threads = num_threads if num_threads is not None else min(16, os.cpu_count() or 1)
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads))
+
+
+class TrainIterator:
+  """Endless iterator of `{"image": float32 (B, H, W, C), "label": int32 (B,)}`.
+
+  `get_state()` -> `{"step": int, "fingerprint": str}`; `set_state` restores it, resuming the
+  exact batches; a state from a different dataset/seed/batch/sampler raises ValueError.
+  """
+
+  def __init__(self, dataset, fingerprint: str):
+    self._dataset = dataset
+    self._fingerprint = fingerprint
+    self._iter = iter(dataset)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self._iter)
+
+  def get_state(self) -> dict:
+    return {"step": int(self._iter.get_state()["next_index"]), "fingerprint": self._fingerprint}
+
+  def set_state(self, state: dict) -> None:
+    if state.get("fingerprint") != self._fingerprint:
+      raise ValueError("iterator state was saved for a different dataset, task, seed, batch "
+                       "size, sampler or process layout; cannot resume from it")
+    self._iter = iter(self._dataset)
+    self._iter.set_state({"next_index": int(state["step"])})
+
+
+def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | None = None,
+                   image_size: int | None = None, augment: str = "none",
+                   sampler: str = "random", m_per_class: int = 4, process_index: int = 0,
+                   process_count: int = 1, task: str | None = None,
+                   num_threads: int | None = None) -> TrainIterator:
+  """An endless, resumable iterator over the training split of `name`/`task`.
+
+  Global batch `G = batch_size * process_count`; this process gets its `batch_size` slice of
+  every global batch. `sampler="random"`: a fresh permutation each epoch;
+  `"m_per_class"`: `G / m_per_class` classes x `m_per_class` images per global batch
+  (`batch_size` must be a multiple of `m_per_class`). Image `k` of the stream is augmented with
+  `numpy.random.default_rng([seed, 2, k])`, so batches do not depend on `process_count` or
+  on threading. Labels are remapped to `[0, info(name).num_classes)`.
+
+  Example:
+    >>> it = train_iterator("digits", batch_size=32, seed=0)
+    >>> batch = next(it); state = it.get_state()
+  """
+  import grain  # pylint: disable=g-import-not-at-top
+  _check_positive("batch_size", batch_size)
+  _check_process(process_index, process_count)
+  transforms.check_augment(augment)
+  if sampler not in _SAMPLERS:
+    raise ValueError(f"sampler={sampler!r}; expected one of {_SAMPLERS}")
+  entry, task_name, task_obj = registry.lookup(name, task)
+  if task_obj.train_split is None:
+    raise ValueError(f"{name} (task {task_name}) has no training split: the protocol only "
+                     "evaluates on it (e.g. LFW: the W-Softmax paper trains on CASIA-WebFace)")
+  _image_size(name, image_size, augment)
+  records = _Records(name, task, task_obj.train_split, data_dir)
+  labels = records.labels
+  global_batch = batch_size * process_count
+  if sampler == "random":
+    stream = samplers.Stream(
+        lambda e: samplers.random_plan(len(records), seed=seed, epoch=e), len(records))
+  else:
+    per_batch = samplers.check_m_per_class(labels, global_batch=global_batch,
+                                           batch_size=batch_size, m=m_per_class)
+    batches = samplers.m_per_class_batches_per_epoch(labels, classes_per_batch=per_batch,
+                                                     m=m_per_class)
+    stream = samplers.Stream(
+        lambda e: samplers.m_per_class_plan(labels, classes_per_batch=per_batch,
+                                            m=m_per_class, seed=seed, epoch=e),
+        batches * global_batch)
+  transform = transforms.train_transform(augment, image_size=image_size,
+                                         channels=records.channels)
+
+  class _Slots:
+    """Local element k -> global stream position (this process's slice of each batch)."""
+
+    def __len__(self):
+      return 2**62
+
+    def __getitem__(self, k):
+      step, j = divmod(int(k), batch_size)
+      return step * global_batch + process_index * batch_size + j
+
+  def load(position: int) -> dict:
+    index = stream[position]
+    rng = np.random.default_rng([seed, 2, position])
+    return {"image": transform(records.image(index), rng),
+            "label": np.int32(labels[index])}
+
+  dataset = (grain.MapDataset.source(_Slots()).map(load).batch(batch_size)
+             .to_iter_dataset(_read_options(num_threads)))
+  fingerprint = hashlib.sha1(json.dumps(
+      [name, task_name, seed, batch_size, process_index, process_count, sampler, m_per_class,
+       augment, image_size, len(records)]).encode()).hexdigest()[:16]
+  return TrainIterator(dataset, fingerprint)
+
+
+def eval_batches(name: str, *, split: str, batch_size: int, data_dir: str | None = None,
+                 image_size: int | None = None, process_index: int = 0,
+                 process_count: int = 1, task: str | None = None, augment: str = "none",
+                 num_threads: int | None = None):
+  """Finite iterable of `{"image", "label", "mask", "index"}` over split `split`, in order.
+
+  Every process yields the same number `ceil(N / (batch_size * process_count))` of full
+  batches; slot `j` of process `p` in step `s` holds item `s * G + p * batch_size + j`
+  (`G = batch_size * process_count`), so concatenating the processes' batches of a step in
+  process order gives the items in split order. Slots past the end are padding: zero image,
+  `label = -1`, `index = -1`, `mask = False`. `augment` picks the normalisation (use the
+  training run's value); evaluation never draws random numbers.
+
+  Example:
+    >>> for batch in eval_batches("digits", split="test", batch_size=64):
+    ...   keep = batch["mask"]
+  """
+  import grain  # pylint: disable=g-import-not-at-top
+  _check_positive("batch_size", batch_size)
+  _check_process(process_index, process_count)
+  _image_size(name, image_size, augment)
+  records = _Records(name, task, split, data_dir)
+  transform = transforms.eval_transform(augment, image_size=image_size,
+                                        channels=records.channels)
+  n = len(records)
+  global_batch = batch_size * process_count
+  steps = -(-n // global_batch)
+  if n == 0:
+    return []
+  first = transform(records.image(0))
+
+  def load(k: int) -> dict:
+    step, j = divmod(int(k), batch_size)
+    item = step * global_batch + process_index * batch_size + j
+    if item >= n:
+      return {"image": np.zeros_like(first), "label": np.int32(-1), "mask": np.False_,
+              "index": np.int32(-1)}
+    return {"image": transform(records.image(item)), "label": np.int32(records.labels[item]),
+            "mask": np.True_, "index": np.int32(item)}
+
+  return (grain.MapDataset.range(steps * batch_size).map(load).batch(batch_size)
+          .to_iter_dataset(_read_options(num_threads)))
+
+
+def verification_pairs(name: str = "lfw", *, data_dir: str | None = None,
+                       task: str | None = None) -> dict[str, np.ndarray]:
+  """The verification pairs of `name` as positions in `eval_batches`' `index` order.
+
+  Returns `{"a": int64 (P,), "b": int64 (P,), "same": bool (P,), "fold": int64 (P,)}`; for
+  LFW, P = 6,000 in 10 folds of 300 matched + 300 mismatched pairs (View 2).
+  """
+  entry, task_name, task_obj = registry.lookup(name, task)
+  if task_obj.protocol != "verification":
+    raise ValueError(f"{name} (task {task_name}) is not a verification protocol")
+  records = _Records(name, task, task_obj.eval_split, data_dir)
+  builder = sources._builder(entry, task_obj, sources.default_data_dir(data_dir))  # pylint: disable=protected-access
+  pairs = np.asarray(builder.info.metadata["pairs"], dtype=np.int64).reshape(-1, 4)
+  part = sources.open_parts(name, task, records.selection.parts, data_dir)[0]
+  ids = np.array([int(part[int(p)]["id"]) for p in records.selection.positions])
+  position_of = np.empty(ids.max() + 1, dtype=np.int64)
+  position_of[ids] = np.arange(len(ids))
+  return {"a": position_of[pairs[:, 0]], "b": position_of[pairs[:, 1]],
+          "same": pairs[:, 2].astype(bool), "fold": pairs[:, 3]}
