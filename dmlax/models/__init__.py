@@ -14,6 +14,7 @@ from dmlax.models.params import ClassifierBias
 from dmlax.models.params import ClassifierWeights
 from dmlax.models.params import Proxies
 from dmlax.models.pretrained import load_pretrained
+from dmlax.models.pretrained import save_converted
 from dmlax.models.pretrained import state_dict_to_variables
 from dmlax.models.registry import MODEL_NAMES
 from dmlax.models.registry import Embedder

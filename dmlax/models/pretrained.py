@@ -202,3 +202,20 @@ def load_pretrained(name: str, path: str | os.PathLike, *, variables: Mapping[st
                          f"{name!r} with rbr={rbr}: pass the same rbr/include_fc as get_model")
     out.setdefault(collection, {})["backbone"] = backbone[collection]
   return out
+
+
+def save_converted(variables: Mapping[str, Any], path: str | os.PathLike) -> None:
+  """Writes backbone variables `{"params", "batch_stats"}` as a Flax-layout `.npz`.
+
+  Keys are "/"-joined paths (`params/conv1/kernel`); `load_pretrained` reads the file back and
+  checks it against the model like any other source.
+
+  Example:
+    >>> # save_converted(load_pretrained("resnet50", "resnet50.pth"), "resnet50_flax.npz")
+  """
+  path = os.fspath(path)
+  if not path.endswith(".npz"):
+    raise ValueError(f"converted checkpoints are .npz files, got {path!r}")
+  flat = flax.traverse_util.flatten_dict(
+      {k: flax.core.unfreeze(variables[k]) for k in ("params", "batch_stats") if k in variables})
+  np.savez(path, **{_fmt(k): np.asarray(v, np.float32) for k, v in flat.items()})
