@@ -118,8 +118,9 @@ def open_parts(name: str, task: str | None, parts: Sequence[str], data_dir: str 
 
 def _raw_labels(source, label_key: str, chunk: int = 1024) -> np.ndarray:
   out = np.empty(len(source), dtype=np.int64)
+  many = getattr(source, "__getitems__", None) or (lambda keys: [source[k] for k in keys])
   for lo in range(0, len(source), chunk):
-    rows = source.__getitems__(list(range(lo, min(lo + chunk, len(source)))))
+    rows = many(list(range(lo, min(lo + chunk, len(source)))))
     out[lo:lo + len(rows)] = [int(r[label_key]) for r in rows]
   return out
 
