@@ -1,0 +1,221 @@
+"""Exact k-nearest-neighbour search by blocked matrix products, on the accelerator.
+
+The similarity matrix is never built whole: queries are taken `block_size` rows at a time and
+references in column blocks, and a running top-k is merged block by block, so memory is bounded
+by one (block_size, reference_block) tile whatever the number of items.
+
+Selection inside a tile is a two-stage exact top-k. A plain `lax.top_k` over every similarity
+costs about as much as the matrix product on a CPU. Instead each row of the tile is cut into
+chunks of `_CHUNK` columns; the k chunks with the largest maxima hold the k largest entries
+(proof below), so the exact top-k needs `lax.top_k` over the chunk maxima and then over just
+k * _CHUNK gathered candidates.
+
+Why the k best chunks suffice, ties included: let e be one of the row's k best entries (ties
+broken by the lower index) and suppose its chunk is not among the k chunks chosen by
+(maximum, then lower chunk index). Each chosen chunk's maximum is either larger than e, or equal
+to it and in a chunk of lower index, so in either case it ranks before e: k entries rank before
+e, a contradiction. The chosen chunks are re-sorted by index before the final selection so that
+`lax.top_k`'s lower-position tie-break is the lower-global-index tie-break.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from dmlax.losses.checks import check_floating, check_in
+
+METRICS = ("cosine", "dot", "euclidean")
+# Columns per chunk of the two-stage top-k: the chunk maxima cost one pass over the tile and the
+# selection then reads k * _CHUNK candidates per row.
+_CHUNK = 32
+# Largest reference block (columns of a tile), and the number of tile entries that sets the
+# default query block: 2**25 float32 entries are 128 MiB.
+_MAX_REF_BLOCK = 1 << 16
+_TILE_ENTRIES = 1 << 25
+_NORM_EPS = 1e-12
+
+
+def check_embeddings(x, name: str) -> int:
+  """(N, D) floating with N >= 1 and no NaN/inf (checked when the values are concrete)."""
+  check_floating(x, name, ndim=2)
+  n, d = np.shape(x)
+  if n < 1 or d < 1:
+    raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {(n, d)}")
+  if not isinstance(x, jax.core.Tracer):
+    finite = np.isfinite(np.asarray(x))
+    if not finite.all():
+      rows = np.unique(np.nonzero(~finite)[0])
+      raise ValueError(
+          f"{name} contains NaN or inf in {rows.size} row(s), e.g. rows {rows[:5].tolist()}")
+  return n
+
+
+def prepare(x: jax.Array, metric: str) -> jax.Array:
+  """Float32 copy of `x`, unit rows for the cosine metric."""
+  x = jnp.asarray(x, jnp.float32)
+  if metric == "cosine":
+    x = x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
+  return x
+
+
+def block_sizes(num_queries, num_refs, k, block_size):
+  ref_block = min(_MAX_REF_BLOCK, _CHUNK * math.ceil(num_refs / _CHUNK))
+  ref_block = max(ref_block, _CHUNK * math.ceil(k / _CHUNK))
+  if block_size is None:
+    block_size = max(8, min(1024, _TILE_ENTRIES // ref_block))
+  block_size = min(block_size, num_queries)
+  return block_size, ref_block
+
+
+def _tile_topk(sims: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """Exact top-k of each row of `sims` (rows, cols), ties to the lower column index."""
+  rows, cols = sims.shape
+  if cols % _CHUNK or k * _CHUNK * 2 > cols:
+    return jax.lax.top_k(sims, k)
+  chunks = sims.reshape(rows, cols // _CHUNK, _CHUNK)
+  _, best_chunks = jax.lax.top_k(jnp.max(chunks, axis=2), k)
+  best_chunks = jnp.sort(best_chunks, axis=1)
+  candidates = jnp.take_along_axis(chunks, best_chunks[:, :, None], axis=1)
+  values, pos = jax.lax.top_k(candidates.reshape(rows, k * _CHUNK), k)
+  chunk_of = jnp.take_along_axis(best_chunks, pos // _CHUNK, axis=1)
+  return values, chunk_of * _CHUNK + pos % _CHUNK
+
+
+def _similarity(q, r, r_sq, metric):
+  dots = jax.lax.dot_general(q, r, (((1,), (1,)), ((), ())),
+                             precision=jax.lax.Precision.HIGHEST)
+  if metric == "euclidean":
+    # -||q - r||^2 up to the per-row constant ||q||^2, which does not change the ranking.
+    return 2.0 * dots - r_sq[None, :]
+  return dots
+
+
+@functools.partial(
+    jax.jit, static_argnames=("k", "metric", "exclude_self", "block_size", "ref_block"))
+def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_size, ref_block):
+  """Top-k similarities and indices of every row of q against r, shapes (Nq, k).
+
+  `query_ids` (Nq,) are the reference indices of the queries, excluded when `exclude_self`.
+  `beat`, optional `(threshold, threshold_index, query_labels, reference_labels)`, also
+  counts per query the references of another label that rank before the threshold
+  (similarity above it, or equal with a lower index): the rank of a query's best positive
+  found in the same pass, whatever its depth. Returns `(values, indices, counts or None)`.
+  """
+  nq, d = q.shape
+  nr = r.shape[0]
+  nqb = -(-nq // block_size)
+  nrb = -(-nr // ref_block)
+  pad_q = nqb * block_size - nq
+  qp = jnp.pad(q, ((0, pad_q), (0, 0))).reshape(nqb, block_size, d)
+  ids = jnp.pad(query_ids.astype(jnp.int32), (0, pad_q), constant_values=-1)
+  ids = ids.reshape(nqb, block_size)
+  rp = jnp.pad(r, ((0, nrb * ref_block - nr), (0, 0))).reshape(nrb, ref_block, d)
+  r_sq = jnp.sum(rp * rp, axis=2) if metric == "euclidean" else jnp.zeros((nrb, ref_block))
+  if beat is not None:
+    thr, thr_idx, q_lab, r_lab = beat
+    beat_q = tuple(jnp.pad(a, (0, pad_q)).reshape(nqb, block_size) for a in (thr, thr_idx, q_lab))
+    r_lab = jnp.pad(r_lab, (0, nrb * ref_block - nr)).reshape(nrb, ref_block)
+  else:
+    beat_q = tuple(jnp.zeros((nqb, 0)) for _ in range(3))
+    r_lab = jnp.zeros((nrb, 0))
+
+  def one_query_block(args):
+    qb, row_ids, (thr_b, thr_idx_b, q_lab_b) = args
+
+    def one_ref_block(carry, xs):
+      best_v, best_i, count = carry
+      rb, rsq, r_lab_b, r0 = xs
+      col_ids = r0 + jnp.arange(ref_block)
+      sims = _similarity(qb, rb, rsq, metric)
+      invalid = (col_ids >= nr)[None, :]
+      if exclude_self:
+        invalid = invalid | (row_ids[:, None] == col_ids[None, :])
+      sims = jnp.where(invalid, -jnp.inf, sims)
+      if beat is not None:
+        before = (sims > thr_b[:, None]) | (
+            (sims == thr_b[:, None]) & (col_ids[None, :] < thr_idx_b[:, None]))
+        count = count + jnp.sum(before & (r_lab_b[None, :] != q_lab_b[:, None]), axis=1,
+                                dtype=jnp.int32)
+      v, i = _tile_topk(sims, k)
+      v = jnp.concatenate([best_v, v], axis=1)
+      i = jnp.concatenate([best_i, i + r0], axis=1)
+      # Earlier blocks come first, so top_k's lower-position tie-break keeps the lower index.
+      v, pos = jax.lax.top_k(v, k)
+      return (v, jnp.take_along_axis(i, pos, axis=1), count), None
+
+    init = (jnp.full((block_size, k), -jnp.inf, jnp.float32),
+            jnp.full((block_size, k), nr, jnp.int32),
+            jnp.zeros((block_size,), jnp.int32))
+    (v, i, count), _ = jax.lax.scan(
+        one_ref_block, init, (rp, r_sq, r_lab, jnp.arange(nrb, dtype=jnp.int32) * ref_block))
+    return v, i, count
+
+  v, i, count = jax.lax.map(one_query_block, (qp, ids, beat_q))
+  count = count.reshape(-1)[:nq] if beat is not None else None
+  return v.reshape(-1, k)[:nq], i.reshape(-1, k)[:nq], count
+
+
+def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cosine",
+        exclude_self: bool = False,
+        block_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+  """Exact k nearest references of every query, in blocks of bounded memory.
+
+  Similarity `s(q, r)`: `metric="cosine"` is `q.r / (|q| |r|)`, `"dot"` is `q.r`,
+  `"euclidean"` is `-|q - r|^2`. Neighbours are sorted by decreasing similarity; equal
+  similarities are broken by the lower reference index, so the result is deterministic and
+  equal to a stable sort of each full row. With `exclude_self=True` (queries and references are
+  the same set) reference `i` is never a neighbour of query `i`, decided by index, so duplicate
+  embeddings still find each other. Matches faiss's exact `IndexFlatIP` on normalised
+  embeddings (up to the order of float ties), as used by pytorch-metric-learning's
+  `AccuracyCalculator`.
+
+  Args:
+    queries: (Nq, D) floating.
+    references: (Nr, D) floating.
+    k: number of neighbours, at most Nr (Nr - 1 with `exclude_self`).
+    metric: "cosine", "dot" or "euclidean".
+    exclude_self: leave out reference i from the neighbours of query i (requires Nq == Nr).
+    block_size: queries per block (default: a tile of about 128 MiB of similarities).
+
+  Returns:
+    `(indices, similarities)`, int32 and float32 arrays of shape (Nq, k).
+
+  Example:
+    >>> x = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> idx, sim = knn(x, x, k=1, exclude_self=True)
+    >>> idx[:, 0].tolist()
+    [1, 0, 1]
+  """
+  check_in(metric, METRICS, "metric")
+  nq = check_embeddings(queries, "queries")
+  nr = check_embeddings(references, "references")
+  if np.shape(queries)[1] != np.shape(references)[1]:
+    raise ValueError(
+        f"queries and references must have the same feature dimension, got "
+        f"{np.shape(queries)[1]} and {np.shape(references)[1]}")
+  if exclude_self and nq != nr:
+    raise ValueError(
+        f"exclude_self=True needs the queries to be the references, got {nq} queries and "
+        f"{nr} references")
+  available = nr - int(bool(exclude_self))
+  if not isinstance(k, (int, np.integer)) or k < 1 or k > available:
+    raise ValueError(
+        f"k must be an integer in [1, {available}] (the number of references"
+        f"{' other than the query itself' if exclude_self else ''}), got {k!r}")
+  if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
+    raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+  q = prepare(queries, metric)
+  r = q if (exclude_self and references is queries) else prepare(references, metric)
+  bq, br = block_sizes(nq, nr, int(k), block_size)
+  values, indices, _ = blocked_topk(
+      q, r, jnp.arange(nq, dtype=jnp.int32), k=int(k), metric=metric,
+      exclude_self=bool(exclude_self), block_size=bq, ref_block=br)
+  if metric == "euclidean":
+    values = values - jnp.sum(q * q, axis=1, keepdims=True)
+  return indices, values
