@@ -152,8 +152,8 @@ REGISTRY: dict[str, Entry] = {
                           manual=_IMAGENET_MANUAL),
     "caltech256": Entry("caltech256", "label", (None, None, 3), {
         f"trial{t}": Task("classification", 256, functools.partial(
-            protocols.per_class_trial, part="all", per_class=60, trial=t, seed=_SEED),
-            parts=("all",))
+            protocols.per_class_trial, part="images", per_class=60, trial=t, seed=_SEED),
+            parts=("images",))
         for t in range(3)}, "trial0", manual=_CALTECH256_MANUAL),
     "sun397": Entry("sun397", "label", (None, None, 3), {
         f"trial{t}": dataclasses.replace(_classification(num_classes=397),

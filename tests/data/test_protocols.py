@@ -60,7 +60,7 @@ def test_per_class_subset_takes_n_per_class():
 
 
 def test_caltech_trials_60_per_class_rest_test_and_differ():
-  raw = {"all": np.repeat(np.arange(4), [80, 81, 95, 100])}
+  raw = {"images": np.repeat(np.arange(4), [80, 81, 95, 100])}
   trials = [registry.REGISTRY["caltech256"].tasks[f"trial{t}"].make(raw) for t in range(3)]
   for out in trials:
     np.testing.assert_array_equal(np.bincount(out["train"].labels), [60] * 4)

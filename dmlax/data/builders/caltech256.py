@@ -1,7 +1,7 @@
 """`caltech256`: Caltech-256 (Griffin et al. 2007) from its standard folder (manual download).
 
 MANUAL_DIR/256_ObjectCategories/NNN.name/*.jpg; `257.clutter` is left out (the 256-category
-benchmark of GSL section 4.3). One split, `all` (30,607 images); the 60-per-class trials are
+benchmark of GSL section 4.3). One split, `images` (30,607 images); the 60-per-class trials are
 protocols (`dmlax.data.protocols.per_class_trial`). Label = NNN - 1.
 
 Example:
@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 from dmlax.data.builders import image_files
 
 _FOLDER = "256_ObjectCategories"
+NUM_CATEGORIES = 256  # Categories 001-256; a partial download has fewer.
 _WHAT = ("extract 256_ObjectCategories.tar (https://data.caltech.edu/records/nyy15-4j048) in "
          "the manual dir")
 
@@ -44,17 +45,18 @@ class Caltech256(tfds.core.GeneratorBasedBuilder):
     files = []
     for folder in sorted(os.listdir(root)):
       number = folder.split(".", 1)[0]
-      if not number.isdigit() or not 1 <= int(number) <= 256:
+      if not number.isdigit() or not 1 <= int(number) <= NUM_CATEGORIES:
         continue  # 257.clutter and stray files.
       for f in sorted(os.listdir(os.path.join(root, folder))):
         if f.lower().endswith(".jpg"):
           files.append((os.path.join(folder, f), int(number) - 1))
     found = {label for _, label in files}
-    if len(found) != 256:
-      missing = sorted(set(range(256)) - found)[:5]
-      raise FileNotFoundError(f"caltech256: {root} has images of {len(found)} of the 256 "
+    if len(found) != NUM_CATEGORIES:
+      missing = sorted(set(range(NUM_CATEGORIES)) - found)[:5]
+      raise FileNotFoundError(f"caltech256: {root} has images of {len(found)} of the "
+                              f"{NUM_CATEGORIES} "
                               f"categories (none for labels {missing}...); {_WHAT}")
-    return {"all": self._generate_examples(root, files)}
+    return {"images": self._generate_examples(root, files)}
 
   def _generate_examples(self, root, files):
     for rel, label in files:
