@@ -55,6 +55,7 @@ class Checkpoints:
     self._latest = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             cleanup_tmp_directories=True,
                                              enable_async_checkpointing=async_save),
         item_names=("state", "data", "meta"))
     self._best = None
@@ -64,7 +65,7 @@ class Checkpoints:
           options=ocp.CheckpointManagerOptions(
               max_to_keep=1, create=True, best_fn=lambda m: float(m[best_metric]),
               best_mode=best_mode, keep_checkpoints_without_metrics=False,
-              enable_async_checkpointing=async_save),
+              cleanup_tmp_directories=True, enable_async_checkpointing=async_save),
           item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
@@ -81,8 +82,8 @@ class Checkpoints:
 
   def save_best(self, step: int, state: TrainState, *, metrics: dict, meta: dict) -> None:
     """Offers the state evaluated at `step` to the best-checkpoint manager."""
-    if self._best is None:
-      return
+    if self._best is None or int(step) in self._best.all_steps():
+      return  # a restarted run re-evaluates the step it resumed from
     if self.best_metric not in metrics:
       raise ValueError(f"config.checkpoint.best_metric={self.best_metric!r} is not among the "
                        f"evaluation metrics {sorted(metrics)}")

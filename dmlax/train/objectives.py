@@ -46,6 +46,10 @@ class LossSpec:
     coupling: "axis_name" (the loss takes `axis_name`), "gather" (needs the global batch but
       takes no axis name) or None (a per-example mean).
     normalized_classifier: test-time logits use L2-normalised classifier columns.
+    rng_kw: keyword under which the loss takes a PRNG key (always, or for group softmax only
+      with `grouping="random"`).
+    anneal_lambda: the loss takes `lam`, annealed with the step by `dmlax.losses.annealed_lambda`
+      (the L-Softmax layer's schedule) unless the config sets `lam`.
   """
   fn: str
   param: str | None = "classifier"
@@ -53,22 +57,24 @@ class LossSpec:
   on_logits: bool = False
   coupling: str | None = None
   normalized_classifier: bool = False
+  rng_kw: str | None = None
+  anneal_lambda: bool = False
 
 
 LOSSES: dict[str, LossSpec] = {
     "softmax": LossSpec("softmax_cross_entropy", on_logits=True),
     "normalized_softmax": LossSpec("normalized_softmax_loss", normalized_classifier=True),
-    "group_softmax": LossSpec("group_softmax_loss", coupling="axis_name"),
+    "group_softmax": LossSpec("group_softmax_loss", coupling="axis_name", rng_kw="rng"),
     "weights_biased_softmax": LossSpec("weights_biased_softmax_loss",
                                        normalized_classifier=True),
     "stop_gradient_softmax": LossSpec("stop_gradient_softmax_loss", normalized_classifier=True),
     "softmax_sgsl": LossSpec("softmax_sgsl_loss"),
-    "large_margin_softmax": LossSpec("large_margin_softmax_loss"),
-    "sphereface": LossSpec("sphereface_loss", normalized_classifier=True),
+    "large_margin_softmax": LossSpec("large_margin_softmax_loss", anneal_lambda=True),
+    "sphereface": LossSpec("sphereface_loss", normalized_classifier=True, anneal_lambda=True),
     "cosface": LossSpec("cosface_loss", normalized_classifier=True),
     "arcface": LossSpec("arcface_loss", normalized_classifier=True),
     "sigsoftmax": LossSpec("sigsoftmax_loss"),
-    "noisy_softmax": LossSpec("noisy_softmax_loss"),
+    "noisy_softmax": LossSpec("noisy_softmax_loss", rng_kw="key"),
     "virtual_softmax": LossSpec("virtual_softmax_loss"),
     "proxy_anchor": LossSpec("proxy_anchor_loss", param="single_proxies",
                              init="proxy_anchor_init", coupling="axis_name"),
@@ -83,6 +89,7 @@ LOSSES: dict[str, LossSpec] = {
     "contrastive": LossSpec("contrastive_loss", param=None, coupling="gather"),
     "multi_similarity": LossSpec("multi_similarity_loss", param=None, coupling="gather"),
     "center": LossSpec("center_loss", param="centers"),
+    "ring": LossSpec("ring_loss", param="radius"),
 }
 
 
@@ -127,6 +134,8 @@ def _init_param(spec: LossSpec, rng, features, num_classes: int, num_proxies: in
       kwargs["init"] = getattr(initializers, spec.init)
     k = num_proxies if spec.param == "proxies" else 1
     module = models.Proxies(num_classes, k, **kwargs)
+  elif spec.param == "radius":  # ring loss's learnable R, started at 1
+    return jnp.ones((), jnp.float32)
   else:  # centres start at the origin, as the center-loss reference code does
     return jnp.zeros((num_classes, features.shape[-1]), jnp.float32)
   # `init_with_output`, not `init`: the containers' `init` field (the initialiser) shadows
@@ -136,15 +145,18 @@ def _init_param(spec: LossSpec, rng, features, num_classes: int, num_proxies: in
 
 
 def _term(spec: LossSpec, kwargs: dict, field: str):
-  """`(features, labels, param, rng, axis_name) -> (loss, aux)` for one loss."""
+  """`(features, labels, param, rng, axis_name, step) -> (loss, aux)` for one loss."""
   fn = getattr(dmlax_losses, spec.fn)
   kwargs = dict(kwargs)
-  uses_rng = kwargs.get("grouping") == "random"
+  uses_rng = spec.rng_kw == "key" or (spec.rng_kw == "rng" and
+                                      kwargs.get("grouping") == "random")
 
-  def call(features, labels, param, rng, axis_name):
+  def call(features, labels, param, rng, axis_name, step):
     kw = dict(kwargs)
     if uses_rng:
-      kw["rng"] = rng
+      kw[spec.rng_kw] = rng
+    if spec.anneal_lambda and "lam" not in kw:
+      kw["lam"] = dmlax_losses.annealed_lambda(step)
     if spec.coupling == "axis_name":
       kw["axis_name"] = axis_name
     elif spec.coupling == "gather" and axis_name is not None:
@@ -175,8 +187,8 @@ def _sgsl_gated(kwargs: dict, field: str):
   start_below = kwargs.pop("start_below", 3.0)
   beta = kwargs.get("beta", 1.0)
 
-  def call(features, labels, param, rng, axis_name):
-    del rng
+  def call(features, labels, param, rng, axis_name, step):
+    del rng, step
     try:
       _, aux = fn(features, labels, param, start_below=math.inf, **kwargs)
     except TypeError as e:
@@ -240,21 +252,21 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       # W-Softmax recipe (SPEC.md section 2): softmax CE first, the configured loss afterwards.
       # Both branches return the same aux keys so that lax.cond can join them.
       def first(_):
-        loss, _ = softmax_call(features, labels, param, rng, axis_name)
+        loss, _ = softmax_call(features, labels, param, rng, axis_name, step)
         return loss, {"softmax_phase": jnp.ones((), loss.dtype)}
 
       def second(_):
-        loss, _ = main_call(features, labels, param, rng, axis_name)
+        loss, _ = main_call(features, labels, param, rng, axis_name, step)
         return loss, {"softmax_phase": jnp.zeros((), loss.dtype)}
 
       loss, aux = jax.lax.cond(step < softmax_steps, first, second, None)
     else:
-      loss, aux = main_call(features, labels, param, rng, axis_name)
+      loss, aux = main_call(features, labels, param, rng, axis_name, step)
     aux = {f"{cfg.name}/{k}": v for k, v in aux.items()}
     if aux_call is not None:
       aux_param = params.get("aux_" + aux_spec.param) if aux_spec.param else None
       extra, extra_aux = aux_call(features, labels, aux_param, jax.random.fold_in(rng, 1),
-                                  axis_name)
+                                  axis_name, step)
       aux[f"{cfg.name}/main"] = loss
       aux[f"{cfg.aux_name}/loss"] = extra
       aux.update({f"{cfg.aux_name}/{k}": v for k, v in extra_aux.items()})

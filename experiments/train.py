@@ -1,0 +1,41 @@
+r"""Trains and evaluates a config: `python -m experiments.train --config configs/X.py[:arg] --workdir DIR`.
+
+Any field can be overridden on the command line (`--config.optimizer.lr=3e-4`); the config is
+locked, so a misspelt field is an error that names it. Re-running with the same workdir resumes
+from its latest checkpoint. Multi-host: set `--config.distributed=True` (or pass
+`--distributed`), and each process runs this same command; `jax.distributed.initialize` reads the
+coordinator from the cluster environment (SLURM, Cloud TPU, or JAX_COORDINATOR_ADDRESS etc.).
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() before anything else.")
+config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:arg]).",
+                                lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import jax  # pylint: disable=g-import-not-at-top
+  config = FLAGS.config
+  if FLAGS.distributed or config.distributed:
+    jax.distributed.initialize()
+  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  logging.info("JAX: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
+               jax.devices())
+  results = loop.train_and_evaluate(config, FLAGS.workdir)
+  if results.get("status") == "done":
+    logging.info("final metrics: %s", results["final"])
+    logging.info("results: %s/results.json; checkpoints: %s", results["workdir"],
+                 results["checkpoints"])
+
+
+if __name__ == "__main__":
+  app.run(main)
