@@ -56,9 +56,12 @@ def check_embeddings(x, name: str) -> int:
   return n
 
 
-def prepare(x: jax.Array, metric: str) -> jax.Array:
-  """Float32 copy of `x`, unit rows for the cosine metric."""
+@functools.partial(jax.jit, static_argnames=("metric",))
+def prepare(x: jax.Array, metric: str, rows: jax.Array | None = None) -> jax.Array:
+  """Float32 copy of `x` (of its `rows` if given), unit rows for the cosine metric."""
   x = jnp.asarray(x, jnp.float32)
+  if rows is not None:
+    x = x[rows]
   if metric == "cosine":
     x = x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
   return x

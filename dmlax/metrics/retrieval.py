@@ -188,8 +188,7 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
 
   depth = int(max(ks[-1], relevant[kept].max()))
   r = prepare(embeddings, metric)
-  q = r if self_mode else prepare(query_embeddings, metric)
-  q = q[kept]
+  q = prepare(embeddings if self_mode else query_embeddings, metric, jnp.asarray(kept))
   q_labels = query_dense[kept]
 
   order = np.argsort(ref_dense, kind="stable").astype(np.int32)
