@@ -28,6 +28,7 @@ def main(argv):
   if FLAGS.distributed or config.distributed:
     jax.distributed.initialize()
   from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  loop.quiet_library_logs()
   logging.info("JAX: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
                jax.devices())
   results = loop.train_and_evaluate(config, FLAGS.workdir)

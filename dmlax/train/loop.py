@@ -236,6 +236,19 @@ class _Sigterm:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def quiet_library_logs() -> None:
+  """Keeps orbax's per-save INFO chatter out of the run's log (its warnings still show)."""
+  import logging as py_logging  # pylint: disable=g-import-not-at-top
+
+  class _DropOrbaxInfo(py_logging.Filter):
+
+    def filter(self, record):
+      return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+
+  for handler in (logging.get_absl_handler(),):
+    handler.addFilter(_DropOrbaxInfo())
+
+
 def _fmt_time(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -447,3 +460,30 @@ def _jsonable(x):
   if isinstance(x, (np.floating,)):
     return float(x)
   return x
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
+                        which: str = "latest") -> dict[str, Any]:
+  """Restores the `which` ("latest" or "best") checkpoint of `workdir` and evaluates it.
+
+  Example:
+    >>> evaluate_checkpoint(config, "/tmp/digits_mpa", which="best")["recall@1"]
+  """
+  if which not in ("latest", "best"):
+    raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
+  check_config(config)
+  info = _dataset_info(config)
+  built = build(config, info)
+  best_metric, best_mode = evaluate_lib.headline_metric(info.protocol)
+  if config.checkpoint.best_metric:
+    best_metric, best_mode = config.checkpoint.best_metric, config.checkpoint.best_mode
+  ckpt = checkpoints_lib.Checkpoints(workdir, keep=config.checkpoint.keep,
+                                     best_metric=best_metric, best_mode=best_mode)
+  restored = (ckpt.restore_latest(built["state"]) if which == "latest"
+              else ckpt.restore_best(built["state"]))
+  if restored is None:
+    raise FileNotFoundError(f"no {which} checkpoint in {os.path.abspath(workdir)}")
+  state = restored[0]
+  metrics = evaluate_lib.evaluate(config, info, built["model"], state, built["objective"])
+  ckpt.close()
+  return {"step": int(state.step), **metrics}
