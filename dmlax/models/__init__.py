@@ -12,7 +12,9 @@ from dmlax.models.heads import global_pool
 from dmlax.models.heads import l2_normalize
 from dmlax.models.params import ClassifierBias
 from dmlax.models.params import ClassifierWeights
+from dmlax.models.params import ClassifierWeightsModule
 from dmlax.models.params import Proxies
+from dmlax.models.params import ProxiesModule
 from dmlax.models.pretrained import load_pretrained
 from dmlax.models.pretrained import save_converted
 from dmlax.models.pretrained import state_dict_to_variables

@@ -3,6 +3,10 @@
 They live outside the backbone so that a trainer can give them their own learning rate (MPA:
 1e-2 for proxies, 1e-4 for the backbone) and so that one set of features can feed several losses.
 Each takes the features only to read their width `D`.
+
+`ClassifierWeights(num_classes, init=...)` and `Proxies(num_classes, num_proxies, init=...)` are
+factories: a Linen field named `init` would hide `Module.init`, so the modules call it
+`initializer`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def _feature_dim(features: jax.Array, who: str) -> int:
   return int(features.shape[-1])
 
 
-class ClassifierWeights(nn.Module):
+class ClassifierWeightsModule(nn.Module):
   """Classifier weights `W` of shape (D, C), one column per class (the SPEC's layout).
 
   Default initialiser: PyTorch's `nn.Linear` default, `U(-1/sqrt(D), 1/sqrt(D))`
@@ -40,14 +44,14 @@ class ClassifierWeights(nn.Module):
     (64, 10)
   """
   num_classes: int
-  init: Initializer = torch_linear_init
+  initializer: Initializer = torch_linear_init
 
   @nn.compact
   def __call__(self, features: jax.Array) -> jax.Array:
     if self.num_classes < 1:
       raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
     dim = _feature_dim(features, "ClassifierWeights")
-    return self.param("kernel", self.init, (dim, self.num_classes), jnp.float32)
+    return self.param("kernel", self.initializer, (dim, self.num_classes), jnp.float32)
 
 
 class ClassifierBias(nn.Module):
@@ -64,7 +68,7 @@ class ClassifierBias(nn.Module):
     return self.param("bias", nn.initializers.zeros, (self.num_classes,), jnp.float32)
 
 
-class Proxies(nn.Module):
+class ProxiesModule(nn.Module):
   """Proxies of shape (C, K, D): K per class (SoftTriple, MPA); K = 1 for ProxyAnchor/ProxyNCA.
 
   Default initialiser: `dmlax.losses.initializers.proxy_anchor_init` (kaiming normal, fan-out),
@@ -78,7 +82,7 @@ class Proxies(nn.Module):
   """
   num_classes: int
   num_proxies: int = 1
-  init: Initializer | None = None
+  initializer: Initializer | None = None
 
   @nn.compact
   def __call__(self, features: jax.Array) -> jax.Array:
@@ -86,10 +90,22 @@ class Proxies(nn.Module):
       raise ValueError(f"num_classes and num_proxies must be >= 1, got {self.num_classes}, "
                        f"{self.num_proxies}")
     dim = _feature_dim(features, "Proxies")
-    init = self.init
+    init = self.initializer
     if init is None:
       # Imported here: the losses package is optional for users of the backbones alone.
       from dmlax.losses.initializers import proxy_anchor_init  # pylint: disable=g-import-not-at-top
       init = proxy_anchor_init
     return self.param("proxies", init, (self.num_classes, self.num_proxies, dim), jnp.float32)
 
+
+
+def ClassifierWeights(num_classes: int, init: Initializer = torch_linear_init  # pylint: disable=invalid-name
+                      ) -> ClassifierWeightsModule:
+  """(D, C) classifier weights; see `ClassifierWeightsModule` (the default init is PyTorch's)."""
+  return ClassifierWeightsModule(num_classes=num_classes, initializer=init)
+
+
+def Proxies(num_classes: int, num_proxies: int = 1,  # pylint: disable=invalid-name
+            init: Initializer | None = None) -> ProxiesModule:
+  """(C, K, D) proxies; see `ProxiesModule` (the default init is `proxy_anchor_init`)."""
+  return ProxiesModule(num_classes=num_classes, num_proxies=num_proxies, initializer=init)
