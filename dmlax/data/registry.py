@@ -68,6 +68,7 @@ class Entry:
   tasks: Mapping[str, Task]
   default_task: str
   manual: str | None = None  # What to download by hand and where to put it.
+  manual_files: tuple[str, ...] = ()  # What must exist in the manual dir before preparing.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,17 +145,20 @@ REGISTRY: dict[str, Entry] = {
                    "test": ("query", "gallery")}),
         parts=("train", "query", "gallery"), splits=("train", "query", "gallery", "test"),
         eval_query_split="query",
-        eval_gallery_split="gallery")}, "retrieval", manual=_INSHOP_MANUAL),
+        eval_gallery_split="gallery")}, "retrieval", manual=_INSHOP_MANUAL,
+        manual_files=("img", "list_eval_partition.txt")),
     "food101": Entry("food101", "label", (None, None, 3),
                      {"classification": _classification(test="validation", num_classes=101)},
                      "classification"),
     "imagenet2012": Entry("imagenet2012", "label", (None, None, 3), _IMAGENET_TASKS, "full",
-                          manual=_IMAGENET_MANUAL),
+                          manual=_IMAGENET_MANUAL, manual_files=(
+                              "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")),
     "caltech256": Entry("caltech256", "label", (None, None, 3), {
         f"trial{t}": Task("classification", 256, functools.partial(
             protocols.per_class_trial, part="images", per_class=60, trial=t, seed=_SEED),
             parts=("images",))
-        for t in range(3)}, "trial0", manual=_CALTECH256_MANUAL),
+        for t in range(3)}, "trial0", manual=_CALTECH256_MANUAL,
+        manual_files=("256_ObjectCategories",)),
     "sun397": Entry("sun397", "label", (None, None, 3), {
         f"trial{t}": dataclasses.replace(_classification(num_classes=397),
                                          config=f"standard-part{t + 1}-120k")
@@ -171,7 +175,7 @@ REGISTRY: dict[str, Entry] = {
     "lfw": Entry("lfw_verification", "label", (None, None, 3), {"verification": Task(
         "verification", 0, functools.partial(protocols.identity, parts={"test": ("test",)}),
         parts=("test",), splits=("test",), train_split=None)}, "verification",
-        manual=_LFW_MANUAL),
+        manual=_LFW_MANUAL, manual_files=("lfw", "pairs.txt")),
     "digits": Entry("digits", "label", (8, 8, 1), {
         "classification": _classification(num_classes=10),
         "retrieval": _class_split(5, 10)}, "classification"),

@@ -59,21 +59,26 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   tfds = _tfds()
   builder = _builder(entry, task_obj, data_dir)
   if entry.manual:
-    manual = manual_dir or os.path.join(data_dir, "downloads", "manual")
-    if not os.path.isdir(manual) or not os.listdir(manual):
+    manual = os.fspath(manual_dir or os.path.join(data_dir, "downloads", "manual"))
+    missing = [f for f in entry.manual_files if not os.path.exists(os.path.join(manual, f))]
+    if missing:
       raise DataNotFoundError(
-          f"{name} needs a manual download: {entry.manual.replace('MANUAL_DIR', manual)} "
-          f"(looked in {manual}; pass --manual_dir to look elsewhere)")
+          f"{name} needs a manual download; {', '.join(missing)} not found in {manual}. "
+          f"{entry.manual.replace('MANUAL_DIR', manual)} (pass --manual_dir to look elsewhere)")
     manual_dir = manual
   # Keep TensorFlow (imported by tfds's writers) off any accelerator.
   os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
   config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   try:
     builder.download_and_prepare(download_config=config)
-  except (FileNotFoundError, AssertionError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    # tfds surfaces missing/partial files and failed downloads as many exception types
+    # (TensorFlow's NotFoundError among them); say what failed and how to retry instead.
     raise DataNotFoundError(
-        f"preparing {name} failed: {e}. {_prepare_hint(name, task_name, entry, data_dir)}"
-    ) from None
+        f"preparing {name} failed ({type(e).__name__}: {str(e)[:500]}). Public datasets are "
+        f"downloaded by tfds and need network access to their host; an interrupted run "
+        f"leaves an incomplete.* directory under {data_dir}/{entry.tfds_name} to delete "
+        "before retrying") from e
   for t in entry.tasks.values():
     if t.config == task_obj.config:
       split_labels(name, task=task_name, data_dir=data_dir)

@@ -57,10 +57,14 @@ def normalize(x: np.ndarray, augment: str) -> np.ndarray:
   """uint8 (H, W, C) -> float32 in the input convention of `augment`."""
   x = x.astype(np.float32)
   if augment == "imagenet":
-    return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    # (x / 255 - mean) / std as one subtract and one multiply.
+    x -= IMAGENET_MEAN * 255.0
+    x *= 1.0 / (IMAGENET_STD * 255.0)
+    return x
   if augment == "bninception":
     return x[..., ::-1] - BNINCEPTION_MEAN_BGR
-  return x / 255.0
+  x *= 1.0 / 255.0
+  return x
 
 
 def random_resized_crop_box(rng: np.random.Generator, width: int, height: int,
@@ -110,8 +114,14 @@ def _resize_crop(image, box, size: tuple[int, int]):
   return image.resize(size, Image.BILINEAR, box=(left, top, left + w, top + h))
 
 
-def train_transform(augment: str, *, image_size: int | None, channels: int):
-  """`fn(encoded, rng) -> float32 (H, W, C)` for training with augmentation `augment`."""
+def train_transform(augment: str, *, image_size: int | None, channels: int,
+                    jpeg_draft: bool = True):
+  """`fn(encoded, rng) -> float32 (H, W, C)` for training with augmentation `augment`.
+
+  `jpeg_draft` lets libjpeg decode large JPEGs at a reduced scale when the crop is
+  downsampled anyway (PIL `Image.draft`); False decodes at full size (the benchmark's
+  baseline, `experiments/bench_input.py`).
+  """
   check_augment(augment)
   if augment in ("imagenet", "bninception") and image_size is None:
     image_size = 224
@@ -121,7 +131,8 @@ def train_transform(augment: str, *, image_size: int | None, channels: int):
     if augment in ("imagenet", "bninception"):
       box = random_resized_crop_box(rng, *image.size)
       ratio_w, ratio_h = image_size / box[2], image_size / box[3]
-      image, box = _draft(image, image.size[0] * ratio_w, image.size[1] * ratio_h, box)
+      if jpeg_draft:
+        image, box = _draft(image, image.size[0] * ratio_w, image.size[1] * ratio_h, box)
       x = _to_array(_resize_crop(image.convert(mode), box, (image_size, image_size)), mode)
     else:
       if image_size is not None and image.size != (image_size, image_size):
