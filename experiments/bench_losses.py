@@ -75,6 +75,17 @@ def softmax_family_cases(args: argparse.Namespace) -> list[Case]:
   cases = [
       Case("normalized softmax", "imagenet",
            lambda x, y, w: losses.normalized_softmax_loss(x, y, w), classifier_init),
+      Case("group softmax II (1,2,4)", "imagenet",
+           lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 2, 4), loss_type="II"),
+           classifier_init, 1.5),
+      Case("group softmax I (1,2)", "imagenet",
+           lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 2), loss_type="I"),
+           classifier_init),
+      Case("group softmax II (1,2,4) prefixed", "imagenet",
+           lambda x, y, w: losses.group_softmax_loss(
+               x, y, w, groups=(1, 2, 4), grouping="prefixed"), classifier_init),
+      Case("group softmax II (1,3) (padded, D % 3 != 0)", "imagenet",
+           lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 3)), classifier_init),
   ]
   return cases
 
@@ -143,6 +154,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--groups", nargs="*", default=list(CASE_GROUPS),
                       help=f"case groups to run, of {list(CASE_GROUPS)}")
+  parser.add_argument("--filter", default=None,
+                      help="only cases whose name contains this substring (baseline always runs)")
   parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
   parser.add_argument("--inner", type=int, default=3, help="calls per round")
   parser.add_argument("--out", default=None, help="also write the markdown table here")
@@ -155,6 +168,8 @@ def main(argv=None) -> int:
   if unknown:
     raise SystemExit(f"unknown groups {unknown}; known: {list(CASE_GROUPS)}")
   cases = [case for g in args.groups for case in CASE_GROUPS[g](args)]
+  if args.filter:
+    cases = [case for case in cases if args.filter in case.name]
   rows = measure(cases, rounds=args.rounds, inner=args.inner)
   table = markdown(rows)
   header = (f"jax {jax.__version__}, backend {jax.default_backend()}, "

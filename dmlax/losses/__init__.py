@@ -3,6 +3,8 @@ shard_map. Shapes: features (B, D), integer labels (B,), classifier weights (D, 
 proxies (C, D), multi-proxies (C, K, D). See each function's docstring for its formula and paper.
 """
 
+from dmlax.losses.group_softmax import discriminative_grouping
+from dmlax.losses.group_softmax import group_softmax_loss
 from dmlax.losses.softmax import normalized_softmax_loss
 from dmlax.losses.softmax import softmax_cross_entropy
 # Proxy, pair and margin losses, regularisers, proxy initialisers (issue 3).

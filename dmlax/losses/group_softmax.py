@@ -1,0 +1,337 @@
+"""Group softmax loss with discriminative feature grouping (Kobayashi, WACV 2021).
+
+The ingredient logits ``z[b, j, c] = W[j, c] x[b, j] + b[c] / D`` (eq. 3) are never built: one
+permutation of the features (and of W's rows) makes every group contiguous, so the finest
+resolution's group logits are one blocked matmul ``einsum('gsb,gsc->gbc')`` with the same FLOPs as
+``x @ W``, and a coarser resolution whose group boundaries are a subset of a finer one's is a sum
+of the finer group logits. When ``D`` is not divisible by ``G`` each group is padded to
+``ceil(D / G)`` slots that point at an appended zero feature / zero weight row.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+
+LOSS_TYPES = ("I", "II")
+GROUPINGS = ("discriminative", "random", "prefixed")
+
+
+# ----------------------------------------------------------------------------------------------
+# Static layout of a resolution (numpy, at trace time).
+
+
+def group_sizes(dim: int, num_groups: int) -> np.ndarray:
+  """Sizes of the equal partition of `dim` sorted features: the first `dim % num_groups` groups
+  hold one more (SPEC.md section 1)."""
+  q, r = divmod(dim, num_groups)
+  return np.array([q + 1] * r + [q] * (num_groups - r), dtype=np.int64)
+
+
+def _boundaries(dim: int, num_groups: int) -> frozenset[int]:
+  return frozenset(np.concatenate([[0], np.cumsum(group_sizes(dim, num_groups))]).tolist())
+
+
+def _group_of_position(dim: int, num_groups: int) -> np.ndarray:
+  """(D,) group index of each position in the sorted order."""
+  return np.repeat(np.arange(num_groups), group_sizes(dim, num_groups)).astype(np.int32)
+
+
+def _slot_layout(dim: int, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+  """Padded blocked layout: (G, S) sorted position of each slot (``dim`` marks a padding slot)
+  and (D,) flat slot of each sorted position, with ``S = ceil(D / G)``."""
+  sizes = group_sizes(dim, num_groups)
+  slots = int(sizes.max())
+  starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+  k = np.arange(slots)
+  slot_pos = np.where(k[None, :] < sizes[:, None], starts[:, None] + k[None, :], dim)
+  flat_slot = np.empty(dim, np.int64)
+  valid = slot_pos < dim
+  flat_slot[slot_pos[valid]] = np.flatnonzero(valid.reshape(-1))
+  return slot_pos.astype(np.int32), flat_slot.astype(np.int32)
+
+
+def _nesting_ranges(dim: int, coarse: int, fine: int) -> list[tuple[int, int]]:
+  """For each coarse group, the [start, stop) range of fine groups it is the union of (the
+  boundaries nest, and both are in sorted order, so the fine groups are consecutive)."""
+  fine_starts = np.concatenate([[0], np.cumsum(group_sizes(dim, fine))[:-1]])
+  coarse_of_fine = _group_of_position(dim, coarse)[fine_starts]
+  return [(int(np.searchsorted(coarse_of_fine, i, "left")),
+           int(np.searchsorted(coarse_of_fine, i, "right"))) for i in range(coarse)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Row gather whose transpose is another gather (not a scatter-add): the gathered rows are a
+# permutation of the input rows plus zero padding rows, so each input row is read exactly once.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _take(a: jax.Array, take: jax.Array, inverse: jax.Array, padded: bool, axis: int) -> jax.Array:
+  """``concat([a, 0], axis)[take]`` along `axis`; `inverse[n]` is the flat slot of entry n."""
+  if padded:
+    pad_shape = list(a.shape)
+    pad_shape[axis] = 1
+    a = jnp.concatenate([a, jnp.zeros(pad_shape, a.dtype)], axis=axis)
+  return jnp.take(a, take, axis=axis, mode="clip")
+
+
+def _take_fwd(a, take, inverse, padded, axis):
+  return _take(a, take, inverse, padded, axis), inverse
+
+
+def _take_bwd(padded, axis, inverse, g):
+  del padded
+  # g holds one entry per slot; padding slots are simply never read.
+  return jnp.take(g, inverse, axis=axis, mode="clip"), None, None
+
+
+_take.defvjp(_take_fwd, _take_bwd)
+
+
+def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int,
+             axis: int) -> jax.Array:
+  """Splits `axis` (length D) of `a` into (G, S) blocks of the sorted order `perm` (None:
+  identity order); padding slots hold zeros."""
+  sizes = group_sizes(dim, num_groups)
+  if perm is None and sizes.min() == sizes.max():
+    slot_shape = (num_groups, dim // num_groups)
+  else:
+    slot_pos, flat_slot = _slot_layout(dim, num_groups)
+    padded = bool((slot_pos == dim).any())
+    if perm is None:
+      perm = jnp.arange(dim, dtype=jnp.int32)
+    perm = perm.astype(jnp.int32)
+    # Slot -> feature index (padding slots -> index `dim`, the appended zero).
+    perm_ext = jnp.concatenate([perm, jnp.array([dim], jnp.int32)])
+    take = perm_ext[slot_pos.reshape(-1)]
+    # Feature -> flat slot, for the gradient.
+    inverse = jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(flat_slot))
+    a = _take(a, take, inverse, padded, axis)
+    slot_shape = slot_pos.shape
+  return a.reshape(a.shape[:axis] + slot_shape + a.shape[axis + 1:])
+
+
+# ----------------------------------------------------------------------------------------------
+# Grouping.
+
+
+def _check_groups(groups, dim: int) -> tuple[int, ...]:
+  try:
+    groups = tuple(int(g) for g in groups)
+  except TypeError:
+    raise ValueError(f"groups must be a sequence of positive integers, got {groups!r}") from None
+  if not groups or min(groups) < 1:
+    raise ValueError(f"groups must be a non-empty sequence of positive integers, got {groups}")
+  if len(set(groups)) != len(groups):
+    raise ValueError(f"groups must be distinct, got {groups}")
+  if max(groups) > dim:
+    raise ValueError(
+        f"groups asks for {max(groups)} groups but the features have only D={dim} components "
+        "(need D >= the largest group count)")
+  return groups
+
+
+def _discriminativity(features, labels, weights, axis_name):
+  """Batch-mean discriminativity score (eq. 9) in its O(B·D) form, under stop_gradient.
+
+  ``lam[j] = mean_b x[b, j] (W[j, y_b] - (sum_c W[j, c] - W[j, y_b]) / (C - 1))``; the bias
+  part of eq. 9 is the same for every j, so it cannot change the sort and is left out.
+  """
+  x = jax.lax.stop_gradient(features)
+  w = jax.lax.stop_gradient(weights)
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+  num_classes = w.shape[1]
+  # The barrier keeps XLA from fusing the column gather into the reduction, which on CPU turns
+  # an O(B·D) pass into a slow element-wise gather loop (5x slower at B=256, D=2048).
+  w_y = jax.lax.optimization_barrier(jnp.take(w, labels, axis=1, mode="clip"))  # (D, B)
+  target = jnp.sum(x.T * w_y, axis=1)
+  feature_sum = jnp.sum(x, axis=0)
+  total = (num_classes * target - jnp.sum(w, axis=1) * feature_sum) / (num_classes - 1)
+  count = jnp.asarray(x.shape[0], x.dtype)
+  if axis_name is not None:
+    total = jax.lax.psum(total, axis_name)
+    count = jax.lax.psum(count, axis_name)
+  return total / count
+
+
+def _sort_order(features, labels, weights, grouping, rng, axis_name):
+  """Feature indices in group order (least discriminative first), or None for identity."""
+  dim = features.shape[1]
+  if grouping == "prefixed":
+    return None
+  if grouping == "random":
+    return jax.random.permutation(rng, dim).astype(jnp.int32)
+  scores = _discriminativity(features, labels, weights, axis_name)
+  return jnp.argsort(scores, stable=True).astype(jnp.int32)
+
+
+def discriminative_grouping(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    num_groups: int,
+    *,
+    axis_name: str | None = None,
+) -> jax.Array:
+  r"""Group index of every feature component under discriminative grouping (eqs. 9-10).
+
+  .. math::
+    \lambda_j = \mathrm{mean}_b\Big[x_{bj}\Big(W_{j y_b} - \frac{1}{C-1}\sum_{c \ne y_b}
+    W_{jc}\Big)\Big]
+
+  (eq. 9, the bias term is constant over ``j`` and dropped), averaged over the whole mini-batch
+  (all devices on `axis_name`). Sorting ``lambda`` ascending (stable: ties by feature index) and
+  cutting it into `num_groups` equal parts gives the groups; group 0 holds the least
+  discriminative features. When ``D % G != 0`` the first ``D % G`` groups hold one more feature.
+  Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping", WACV 2021, sec. 2.3.
+
+  Args:
+    features: (B, D) floating features.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    num_groups: G, 1 <= G <= D.
+    axis_name: average the scores over this mapped axis (pmap / shard_map).
+
+  Returns:
+    (D,) int32 group index in [0, G) of each feature component.
+
+  Example:
+    >>> x = jnp.array([[1.0, 2.0, 0.5, -1.0]]); w = jnp.eye(4)[:, :2]
+    >>> discriminative_grouping(x, jnp.array([0]), w, 2)
+    Array([1, 0, 0, 1], dtype=int32)
+  """
+  _, dim = checks.check_features_labels(features, labels)
+  checks.check_classifier(weights, dim)
+  (num_groups,) = _check_groups((num_groups,), dim)
+  features, labels, weights = map(jnp.asarray, (features, labels, weights))
+  perm = _sort_order(features, labels, weights, "discriminative", None, axis_name)
+  return jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(_group_of_position(dim, num_groups)))
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss.
+
+
+def _group_logits(features, weights, bias, perm, groups):
+  """{G: (G, B, C) float32 group logits (eq. 5)} for every resolution in `groups`."""
+  dim = features.shape[1]
+  out: dict[int, jax.Array] = {}
+  for g in sorted(groups, reverse=True):
+    # A finer resolution already computed whose boundaries contain ours: sum its groups.
+    finer = [h for h in out if _boundaries(dim, g) <= _boundaries(dim, h)]
+    if finer:
+      h = min(finer)
+      # Explicit adds of (B, C) slices fuse into one elementwise pass; a (G, H) 0/1 matmul or a
+      # reduce over the short group axis runs several times slower on CPU.
+      out[g] = jnp.stack([functools.reduce(jnp.add, [out[h][k] for k in range(a, b)])
+                          for a, b in _nesting_ranges(dim, g, h)])
+      continue
+    if g == 1:
+      z = jnp.matmul(features, weights, preferred_element_type=jnp.float32)[None]
+    else:
+      z = jnp.einsum("bgs,gsc->gbc", _blocked(features, perm, dim, g, axis=1),
+                     _blocked(weights, perm, dim, g, axis=0), preferred_element_type=jnp.float32)
+    if bias is not None:
+      share = jnp.asarray(group_sizes(dim, g) / dim, jnp.float32)
+      z = z + share[:, None, None] * bias.astype(jnp.float32)[None, None, :]
+    out[g] = z
+  return out
+
+
+def _cross_entropy(z: jax.Array, target_mask: jax.Array) -> jax.Array:
+  """Softmax CE of (..., B, C) logits with a (B, C) one-hot target mask."""
+  return jax.nn.logsumexp(z, axis=-1) - jnp.sum(jnp.where(target_mask, z, 0.0), axis=-1)
+
+
+def group_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    groups: Sequence[int] = (1, 2, 4),
+    loss_type: str = "II",
+    grouping: str = "discriminative",
+    rng: jax.Array | None = None,
+    axis_name: str | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Multi-resolution group softmax loss (eqs. 5, 7, 8, 12, 13).
+
+  .. math::
+    \bar z^i_c = \sum_{j \in \mathcal G^i_G} W_{jc} x_j + \frac{|\mathcal G^i_G|}{D} b_c,\quad
+    \ell^{I}_G = -\frac1G \sum_{i=1}^G \log \mathrm{softmax}(G \bar z^i)_y,\quad
+    \ell^{II}_G = -\sum_{i=1}^G \log \mathrm{softmax}(\bar z^i)_y,
+
+  and the loss is the mean of ``loss_G`` over ``G`` in `groups`. ``groups=(1,)`` is softmax CE
+  on ``x @ W + b``. Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping",
+  WACV 2021 (Algorithm 1); SPEC.md section 1 fixes the choices the paper leaves open.
+
+  Grouping: "discriminative" sorts the batch-mean discriminativity score (see
+  `discriminative_grouping`; averaged over the global batch with `axis_name`, no gradient) and
+  cuts equal groups; "random" uses a fresh random permutation drawn from `rng` (pass the same
+  key on every device); "prefixed" uses contiguous blocks of feature indices. Equal groups: the
+  first ``D % G`` groups hold one more feature.
+
+  Cost: one permutation of features and of W's rows, then the finest resolution's group logits
+  as one blocked matmul (same FLOPs as ``x @ W``); coarser resolutions whose group boundaries
+  nest in a finer one are sums of its group logits, others get their own blocked matmul. No
+  (B, D, C) array is built. Logits accumulate in float32.
+
+  Args:
+    features: (B, D) floating features.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    bias: optional (C,) classifier bias.
+    groups: distinct group counts G, each <= D.
+    loss_type: "I" (eq. 7, logits scaled by G, averaged over groups) or "II" (eq. 8, summed).
+    grouping: "discriminative", "random" or "prefixed".
+    rng: PRNG key, required for grouping="random".
+    axis_name: mapped axis of the global batch (pmap / shard_map): scores and the mean reduction
+      are over the global batch.
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
+
+  Example:
+    >>> x = jnp.array([[1.0, 2.0, 0.5, -1.0]]); w = jnp.eye(4)[:, :2]
+    >>> group_softmax_loss(x, jnp.array([0]), w, groups=(1,))  # = log(1 + e^(2 - 1))
+    Array(1.3132615, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  _, dim = checks.check_features_labels(features, labels)
+  num_classes = checks.check_classifier(weights, dim)
+  checks.check_bias(bias, num_classes)
+  groups = _check_groups(groups, dim)
+  checks.check_in(loss_type, LOSS_TYPES, "loss_type")
+  checks.check_in(grouping, GROUPINGS, "grouping")
+  if grouping == "random" and rng is None:
+    raise ValueError('rng: grouping="random" needs a PRNG key, got rng=None')
+  features, labels, weights = map(jnp.asarray, (features, labels, weights))
+  bias = None if bias is None else jnp.asarray(bias)
+  valid = checks.label_guard(labels, num_classes)
+
+  perm = None
+  if max(groups) > 1:
+    perm = _sort_order(features, labels, weights, grouping, rng, axis_name)
+  logits = _group_logits(features, weights, bias, perm, groups)
+
+  # A one-hot mask instead of a label gather: its gradient is elementwise, where the gather's is
+  # a scatter-add into every resolution's (G, B, C) logits.
+  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  per_example = 0.0
+  for g in groups:
+    z = logits[g]  # (G, B, C)
+    if loss_type == "I":
+      z = g * z
+    per_group = _cross_entropy(z, target_mask)  # (G, B)
+    loss_g = jnp.sum(per_group, axis=0)
+    per_example = per_example + (loss_g / g if loss_type == "I" else loss_g)
+  per_example = per_example / len(groups)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction, axis_name)
