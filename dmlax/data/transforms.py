@@ -10,6 +10,8 @@ Train augmentations (`augment=`):
   - "bninception": the same crop and flip, then BGR channel order, 0-255 scale, minus the mean
     (104, 117, 128) per B, G, R channel: the input of the Caffe-trained BN-Inception used by MPA
     (as ProxyAnchor's reference code prepares it).
+  - "face": resize to `image_size` if given, random flip, `(x - 127.5) / 128` (W-Softmax 5.5,
+    aligned LFW/CASIA faces).
 Evaluation uses the same normalisation with no randomness: "imagenet"/"bninception" resize the
 shorter side to `round(image_size * 256 / 224)` and take the centre `image_size` square (MPA:
 resize 256, centre crop 224); the others resize to `image_size` if given.
@@ -23,7 +25,7 @@ import math
 
 import numpy as np
 
-AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception")
+AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception", "face")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BNINCEPTION_MEAN_BGR = np.array([104.0, 117.0, 128.0], dtype=np.float32)
@@ -63,6 +65,10 @@ def normalize(x: np.ndarray, augment: str) -> np.ndarray:
     return x
   if augment == "bninception":
     return x[..., ::-1] - BNINCEPTION_MEAN_BGR
+  if augment == "face":
+    x -= 127.5
+    x *= 1.0 / 128.0
+    return x
   x *= 1.0 / 255.0
   return x
 

@@ -1,0 +1,75 @@
+"""Augmentation geometry and normalisation against values written in the test."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dmlax.data import transforms
+
+
+def _png(array):
+  buf = io.BytesIO()
+  Image.fromarray(array).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def test_random_resized_crop_box_respects_scale_and_ratio():
+  rng = np.random.default_rng(0)
+  for _ in range(500):
+    left, top, w, h = transforms.random_resized_crop_box(rng, 300, 200)
+    assert 0 <= left and left + w <= 300 and 0 <= top and top + h <= 200
+    area = w * h / (300 * 200)
+    # Rounding w and h to integers moves area and aspect a little past the drawn range.
+    assert 0.07 <= area <= 1.0
+    assert 3 / 4 - 0.05 <= w / h <= 4 / 3 + 0.05
+
+
+def test_crop_box_falls_back_to_centre_for_extreme_aspect():
+  left, top, w, h = transforms.random_resized_crop_box(np.random.default_rng(0), 1000, 10,
+                                                      scale=(0.99, 1.0))
+  assert (w, h) == (round(10 * 4 / 3), 10) and left == (1000 - w) // 2
+
+
+def test_normalisations():
+  x = np.zeros((2, 2, 3), np.uint8)
+  x[..., 0] = 255  # Pure red.
+  np.testing.assert_allclose(transforms.normalize(x, "imagenet")[0, 0],
+                             (np.array([1.0, 0, 0]) - [0.485, 0.456, 0.406])
+                             / [0.229, 0.224, 0.225], rtol=1e-5)
+  # BGR order: red lands in the last channel, minus the R mean 128.
+  np.testing.assert_allclose(transforms.normalize(x, "bninception")[0, 0], [-104, -117, 127])
+  np.testing.assert_allclose(transforms.normalize(x, "face")[0, 0],
+                             [127.5 / 128, -127.5 / 128, -127.5 / 128])
+  np.testing.assert_allclose(transforms.normalize(x, "none")[0, 0], [1, 0, 0])
+
+
+def test_eval_resizes_short_side_and_takes_the_centre():
+  # 64 x 128 image: left quarter red, middle half green, right quarter blue. Short side 64 ->
+  # round(32 * 256 / 224) = 37, so the centre 32 square covers the middle 32/37 of the height
+  # and a central band of the width that lies inside the green half.
+  img = np.zeros((64, 128, 3), np.uint8)
+  img[:, :32, 0] = 255
+  img[:, 32:96, 1] = 255
+  img[:, 96:, 2] = 255
+  out = transforms.eval_transform("imagenet", image_size=32,
+                                    channels=3)(_png(img))
+  assert out.shape == (32, 32, 3)
+  green = (np.array([0.0, 1.0, 0.0]) - transforms.IMAGENET_MEAN) / transforms.IMAGENET_STD
+  np.testing.assert_allclose(out.reshape(-1, 3), np.broadcast_to(green, (32 * 32, 3)),
+                             atol=1e-4)
+
+
+def test_train_flip_is_seeded_and_happens_about_half_the_time():
+  img = np.zeros((4, 4, 1), np.uint8)
+  img[:, 0] = 255
+  fn = transforms.train_transform("flip", image_size=None, channels=1)
+  flips = [fn(_png(img[..., 0]), np.random.default_rng(s))[0, -1, 0] == 1 for s in range(200)]
+  assert 70 < sum(flips) < 130
+  a = fn(_png(img[..., 0]), np.random.default_rng(5))
+  np.testing.assert_array_equal(a, fn(_png(img[..., 0]), np.random.default_rng(5)))
+
+
+def test_unknown_augment():
+  with pytest.raises(ValueError, match="augment='jitter'"):
+    transforms.train_transform("jitter", image_size=8, channels=3)
