@@ -7,6 +7,11 @@ from dmlax.losses.group_softmax import discriminative_grouping
 from dmlax.losses.group_softmax import group_softmax_loss
 from dmlax.losses.softmax import normalized_softmax_loss
 from dmlax.losses.softmax import softmax_cross_entropy
+from dmlax.losses.stop_gradient import softmax_sgsl_loss
+from dmlax.losses.stop_gradient import stop_gradient_softmax_loss
+from dmlax.losses.weights_biased import min_feature_dim
+from dmlax.losses.weights_biased import simplex_classifier
+from dmlax.losses.weights_biased import weights_biased_softmax_loss
 # Proxy, pair and margin losses, regularisers, proxy initialisers (issue 3).
 from dmlax.losses.initializers import proxy_anchor_init
 from dmlax.losses.initializers import soft_triple_init

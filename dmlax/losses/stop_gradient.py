@@ -1,0 +1,217 @@
+"""Stop-gradient softmax loss, SGSL (Yang et al., AAAI 2023), alone and beside softmax CE.
+
+SGSL scores cosine similarities between features and classifier columns but sends no gradient
+into the classifier. The cosines are the softmax logits ``x @ W`` rescaled by the inverse norms of
+``x``'s rows and ``W``'s columns, so one `jax.custom_vjp` primitive returns both from one matmul
+and, in the backward pass, folds the cosine cotangent into the logit cotangent before the single
+``(.) @ W.T``: softmax + SGSL costs the three big matmuls of softmax CE alone.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+from dmlax.losses import normalization
+from dmlax.losses.softmax import _smoothed_ce
+
+
+def _norm_parts(x, w):
+  """Inverse norms and the mask of rows of x whose norm is above the clamp (there the norm has a
+  gradient; below it ``1 / eps`` is a constant)."""
+  x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  sq = jnp.sum(jnp.square(x32), axis=1, keepdims=True)
+  inv_x = jax.lax.rsqrt(jnp.maximum(sq, normalization.NORM_EPS ** 2))
+  unclamped = sq > normalization.NORM_EPS ** 2
+  inv_w = normalization.inverse_norm(w, axis=0)  # (1, C)
+  return inv_x, unclamped, inv_w
+
+
+def _forward(x, w):
+  logits = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+  inv_x, unclamped, inv_w = _norm_parts(x, w)
+  cos = logits * inv_x * inv_w
+  return logits, cos, (x, w, cos, inv_x, unclamped, inv_w)
+
+
+def _feature_cotangent(x, w, cos, inv_x, unclamped, inv_w, g_logits, g_cos):
+  """d/dx of <g_logits, x @ W> + <g_cos, normalize(x) @ normalize(W)>, W held constant.
+
+  With x_hat = x / ||x||: d cos / d x_hat = g_cos @ w_hat.T, and the projection of that onto
+  x_hat is ``sum_j g_cos[:, j] cos[:, j]`` (no matmul needed), so
+  ``dx = (g_logits + g_cos * inv_w * inv_x) @ W.T - x inv_x^2 sum_j g_cos cos``.
+  """
+  coef = g_cos * inv_w * inv_x
+  if g_logits is not None:
+    coef = coef + g_logits
+  dx = jnp.matmul(coef, w.T, preferred_element_type=jnp.float32)
+  radial = jnp.sum(g_cos * cos, axis=1, keepdims=True)
+  dx = dx - jnp.where(unclamped, x.astype(jnp.float32) * (inv_x * inv_x) * radial, 0.0)
+  return dx.astype(x.dtype)
+
+
+@jax.custom_vjp
+def logits_and_cosine(x: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(x @ W, normalize(x) @ stop_gradient(normalize(W)))`` from one matmul, in float32.
+
+  The gradient into `w` is that of the logits only: ``x.T @ g_logits``.
+  """
+  logits, cos, _ = _forward(x, w)
+  return logits, cos
+
+
+def _lc_fwd(x, w):
+  logits, cos, res = _forward(x, w)
+  return (logits, cos), res
+
+
+def _lc_bwd(res, cotangents):
+  x, w, cos, inv_x, unclamped, inv_w = res
+  g_logits, g_cos = cotangents
+  dx = _feature_cotangent(x, w, cos, inv_x, unclamped, inv_w, g_logits, g_cos)
+  dw = jnp.matmul(x.T, g_logits, preferred_element_type=jnp.float32)
+  return dx, dw.astype(w.dtype)
+
+
+logits_and_cosine.defvjp(_lc_fwd, _lc_bwd)
+
+
+@jax.custom_vjp
+def stop_gradient_cosine(x: jax.Array, w: jax.Array) -> jax.Array:
+  """``normalize(x) @ stop_gradient(normalize(W))`` in float32; zero gradient into `w`."""
+  return _forward(x, w)[1]
+
+
+def _sc_fwd(x, w):
+  _, cos, res = _forward(x, w)
+  return cos, res
+
+
+def _sc_bwd(res, g_cos):
+  x, w, cos, inv_x, unclamped, inv_w = res
+  dx = _feature_cotangent(x, w, cos, inv_x, unclamped, inv_w, None, g_cos)
+  return dx, jnp.zeros_like(w)
+
+
+stop_gradient_cosine.defvjp(_sc_fwd, _sc_bwd)
+
+
+def _sgsl_per_example(cos, labels, gamma):
+  """softplus(LSE^gamma_{j != y}(cos_j) - cos_y), eq. 6."""
+  num_classes = cos.shape[1]
+  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  cos_y = jnp.sum(jnp.where(target_mask, cos, 0.0), axis=1)
+  negatives = jnp.where(target_mask, -jnp.inf, gamma * cos)
+  lse = jax.nn.logsumexp(negatives, axis=1) / gamma
+  return jax.nn.softplus(lse - cos_y)
+
+
+def _check_common(features, labels, weights, gamma):
+  _, dim = checks.check_features_labels(features, labels)
+  num_classes = checks.check_classifier(weights, dim)
+  if not gamma > 0:
+    raise ValueError(f"gamma must be positive, got {gamma}")
+  return num_classes
+
+
+def stop_gradient_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    gamma: float = 30.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""Stop-gradient softmax loss, SGSL (eq. 6).
+
+  .. math::
+    \ell_i = \mathrm{softplus}\Big(\frac1\gamma \log \sum_{j \ne y_i}
+      e^{\gamma \cos_{ij}} - \cos_{i y_i}\Big),\qquad
+    \cos_{ij} = \hat x_i^\top \mathrm{sg}(\hat w_j)
+
+  Yang et al., "Stop-Gradient Softmax Loss for Deep Metric Learning", AAAI 2023. Features and
+  classifier columns are L2-normalised (``v / max(||v||, 1e-12)``); no gradient reaches
+  `weights` (exactly zero); the gradient into `features` equals that of the same formula with
+  ``jax.lax.stop_gradient(weights)``. The paper adds it to label-smoothed softmax CE: see
+  `softmax_sgsl_loss`.
+
+  Args:
+    features: (B, D) floating features.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights, one column per class.
+    gamma: LSE sharpness (paper default 30; Table 4 sweeps 1..70).
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
+
+  Example:
+    >>> x = jnp.array([[1.0, 0.0]]); w = jnp.eye(2)
+    >>> stop_gradient_softmax_loss(x, jnp.array([0]), w, gamma=1.0)  # softplus(0 - 1)
+    Array(0.3132617, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  num_classes = _check_common(features, labels, weights, gamma)
+  valid = checks.label_guard(labels, num_classes)
+  labels = jnp.asarray(labels)
+  cos = stop_gradient_cosine(jnp.asarray(features), jnp.asarray(weights))
+  per_example = _sgsl_per_example(cos, labels, gamma)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+
+
+def softmax_sgsl_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    gamma: float = 30.0,
+    beta: float = 1.0,
+    label_smoothing: float = 0.1,
+    start_below: float = 3.0,
+    axis_name: str | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  r"""Label-smoothed softmax CE plus SGSL, the total loss of eq. 10 (eq. 7 with beta).
+
+  .. math::
+    L = L_\mathrm{softmax}(x W;\ \epsilon) + \beta\, \mathbb 1[L_\mathrm{softmax} < s]\,
+      L_\mathrm{SGSL}(x, \mathrm{sg}(W))
+
+  Yang et al., AAAI 2023: SGSL "starts to join the training only when the value of softmax is
+  smaller than 3" (`start_below`), judged on this batch's softmax loss (the global batch with
+  `axis_name`); label smoothing 0.1. Both parts share one matmul ``x @ W`` (`logits_and_cosine`),
+  and the gradient into `weights` is exactly the label-smoothed softmax gradient. No bias.
+
+  Args:
+    features: (B, D) floating features.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    gamma: SGSL's LSE sharpness.
+    beta: SGSL weight.
+    label_smoothing: epsilon of the softmax part, in [0, 1).
+    start_below: SGSL is added only when the (global-)batch softmax loss is below this.
+    axis_name: mapped axis of the global batch (pmap / shard_map): both means and the gate are
+      over the global batch.
+
+  Returns:
+    ``(total, aux)``: the scalar total, and ``aux = {"softmax": ..., "sgsl": ...,
+    "sgsl_active": bool}`` (the SGSL value is reported even when it is not added).
+
+  Example:
+    >>> x = jnp.array([[1.0, 0.0]]); w = jnp.eye(2)
+    >>> total, aux = softmax_sgsl_loss(x, jnp.array([0]), w, gamma=1.0, label_smoothing=0.0)
+    >>> total  # log(1 + e^-1) + softplus(-1)
+    Array(0.6265233, dtype=float32)
+  """
+  num_classes = _check_common(features, labels, weights, gamma)
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+  valid = checks.label_guard(labels, num_classes)
+  labels = jnp.asarray(labels)
+  logits, cos = logits_and_cosine(jnp.asarray(features), jnp.asarray(weights))
+  softmax = checks.reduce_loss(
+      checks.nan_where_invalid(_smoothed_ce(logits, labels, label_smoothing), valid), "mean",
+      axis_name)
+  sgsl = checks.reduce_loss(
+      checks.nan_where_invalid(_sgsl_per_example(cos, labels, gamma), valid), "mean", axis_name)
+  active = jax.lax.stop_gradient(softmax) < start_below
+  total = softmax + beta * jnp.where(active, sgsl, 0.0)
+  return total, {"softmax": softmax, "sgsl": sgsl, "sgsl_active": active}

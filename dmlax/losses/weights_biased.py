@@ -1,0 +1,140 @@
+"""Negative-focused weights-biased softmax, W-Softmax (Li et al., Pattern Recognition 2020).
+
+Each negative class ``j`` of a sample of class ``y`` is scored with the per-sample weight
+``(alpha w_y + w_j) / ||alpha w_y + w_j||`` (eq. 1). Those (B, C, D) weights are never built: with
+unit columns, ``(alpha w_y + w_j) . x = alpha s_y + s_j`` for ``s = x @ w`` and
+``||alpha w_y + w_j||^2 = alpha^2 + 2 alpha (w_y . w_j) + 1``, so the loss costs two (B, D, C)
+matmuls (``x @ w`` and ``w[:, y].T @ w``) instead of one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from dmlax.losses import checks
+from dmlax.losses import normalization
+from dmlax.losses.softmax import _smoothed_ce
+
+# ||alpha w_y + w_j||^2 vanishes when w_j = -w_y and alpha = 1; the floor keeps the logit and
+# its gradient finite there (the direction of a zero vector is undefined anyway).
+_MIN_SQ_NORM = 1e-6
+
+
+def min_feature_dim(num_classes: int) -> int:
+  """Smallest feature width M for which C unit class vectors can have pairwise dot -1/(C-1).
+
+  ``M_min = C - 1`` (Li et al., "Negative-focused weights-biased softmax", PR 2020, sec. 3);
+  `simplex_classifier` builds such a (C - 1, C) classifier.
+
+  Example:
+    >>> min_feature_dim(10)
+    9
+  """
+  num_classes = _check_num_classes(num_classes)
+  return num_classes - 1
+
+
+def simplex_classifier(num_classes: int, dtype=jnp.float32) -> jax.Array:
+  r"""The (C - 1, C) classifier of eq. 3: unit columns, pairwise dot products -1/(C - 1) (eq. 4).
+
+  .. math::
+    W_2 = [1, -1],\qquad
+    W_C = \begin{bmatrix} \sqrt{1 - (C-1)^{-2}}\, W_{C-1} & 0 \\ -\tfrac{1}{C-1}\mathbf 1^\top & 1
+    \end{bmatrix}
+
+  (Li et al., PR 2020, sec. 3), the vertices of a regular simplex centred at the origin. Built in
+  closed form in float64 (row ``r`` is the row added at step ``r + 2`` times the scale factors of
+  every later step) and cast to `dtype`.
+
+  Example:
+    >>> simplex_classifier(3)  # columns at 120 degrees
+    Array([[ 0.8660254, -0.8660254,  0.       ],
+           [-0.5      , -0.5      ,  1.       ]], dtype=float32)
+  """
+  num_classes = _check_num_classes(num_classes)
+  c = num_classes
+  k = np.arange(3, c + 1, dtype=np.float64)  # steps that rescale the rows built before them
+  factors = np.sqrt(1.0 - 1.0 / (k - 1.0) ** 2)
+  # scale[r] = product of the factors of steps r + 3 .. C (row r is created at step r + 2).
+  scale = np.ones(c - 1)
+  if c > 2:
+    suffix = np.cumprod(factors[::-1])[::-1]  # suffix[i] = prod factors[i:]
+    scale[: c - 2] = suffix[np.arange(c - 2)]
+  rows = np.arange(c - 1)[:, None]
+  cols = np.arange(c)[None, :]
+  base = np.where(cols < rows + 1, -1.0 / (rows + 1.0), np.where(cols == rows + 1, 1.0, 0.0))
+  base[0, :2] = (1.0, -1.0)  # W_2 = [1, -1] starts the recursion
+  return jnp.asarray(base * scale[:, None], dtype=dtype)
+
+
+def _check_num_classes(num_classes) -> int:
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+  if num_classes < 2:
+    raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+  return int(num_classes)
+
+
+def weights_biased_softmax_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    reduction: str = "mean",
+) -> jax.Array:
+  r"""W-Softmax: softmax CE where each negative class is pulled towards the target (eqs. 11-13).
+
+  .. math::
+    \ell_i = -\log \frac{e^{w_{y}^\top x}}{e^{w_{y}^\top x} + \sum_{j \ne y}
+      \exp\!\Big(\frac{(\alpha w_{y} + w_j)^\top x}{\|\alpha w_{y} + w_j\|}\Big)},\qquad
+    w_c = \frac{W_{:,c}}{\|W_{:,c}\|}
+
+  Li, Xie, Liu, Li, "Negative-focused weights-biased softmax loss for classification", Pattern
+  Recognition 2020. No bias; columns normalised, features not. ``alpha = 0`` is softmax with
+  normalised columns; test-time logits are ``x @ w``. Computed without per-sample weights:
+  ``s = x @ w``, ``g = w[:, y].T @ w`` (or rows of the Gram matrix ``w.T @ w`` when B > C),
+  logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1, 1e-6))``. Logits accumulate in
+  float32.
+
+  Args:
+    features: (B, D) floating features.
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights, one column per class.
+    alpha: margin parameter, a real >= 0 (the paper uses 0.5 - 1.5).
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
+
+  Example:
+    >>> x = jnp.array([[2.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> weights_biased_softmax_loss(x, jnp.array([0]), w, alpha=1.0)  # log(1 + e^(sqrt2 - 2))
+    Array(0.44254756, dtype=float32)
+  """
+  checks.check_reduction(reduction)
+  batch, dim = checks.check_features_labels(features, labels)
+  num_classes = checks.check_classifier(weights, dim)
+  if not np.isscalar(alpha) or not alpha >= 0:
+    raise ValueError(f"alpha must be a real number >= 0, got {alpha!r}")
+  valid = checks.label_guard(labels, num_classes)
+  x = jnp.asarray(features)
+  labels = jnp.asarray(labels)
+  w = normalization.l2_normalize(jnp.asarray(weights), axis=0)  # float32 or wider
+  s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+  if alpha == 0:
+    logits = s
+  else:
+    if batch <= num_classes:
+      w_y = jnp.take(w, labels, axis=1, mode="clip")  # (D, B)
+      g = jnp.einsum("db,dc->bc", w_y, w)
+    else:
+      g = jnp.take(w.T @ w, labels, axis=0, mode="clip")
+    target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+    s_y = jnp.sum(jnp.where(target_mask, s, 0.0), axis=1, keepdims=True)
+    sq_norm = alpha * alpha + 2.0 * alpha * g + 1.0
+    negative = (alpha * s_y + s) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
+    # The target column of the formula is s_y * (1 + alpha) / (1 + alpha): use s_y exactly.
+    logits = jnp.where(target_mask, s, negative)
+  per_example = _smoothed_ce(logits, labels, 0.0)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
