@@ -75,8 +75,10 @@ def _prepare_all(root: pathlib.Path) -> None:
 @pytest.fixture(scope="session")
 def prepared_dir(tmp_path_factory):
   """A tfds data_dir with digits, multicenter and the generated caltech256/inshop/lfw."""
-  # xdist workers each get their own basetemp under one shared parent; prepare there once.
-  root = tmp_path_factory.getbasetemp().parent / "dmlax_data"
+  # xdist workers each get their own basetemp under one per-session parent; prepare there
+  # once. Without xdist the parent is shared by all sessions, so use the basetemp itself.
+  base = tmp_path_factory.getbasetemp()
+  root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dmlax_data"
   root.mkdir(exist_ok=True)
   with open(root / ".lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)

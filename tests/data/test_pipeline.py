@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from dmlax import data
-from dmlax.data.builders import digits as digits_builder
 
 
 def _take(it, n):
@@ -16,20 +15,22 @@ def _take(it, n):
 
 
 def test_digits_content_matches_scikit_learn(prepared_dir):
-  images, labels = digits_builder.digits_arrays()
-  expected = {}
-  for i in digits_builder.digits_split_indices(labels)["test"]:
-    expected.setdefault(int(labels[i]), []).append(images[i, ..., 0].astype(np.float32) / 255)
   from sklearn import datasets
   raw = datasets.load_digits()
+  # sklearn's values are integers 0..16; stored /16*255 rounded, read back /255, so *16 and
+  # rounding recovers them exactly (the rounding error is at most 16 * 0.5 / 255).
+  by_pixels = {}
+  for image, label in zip(raw.images.astype(np.int64), raw.target):
+    by_pixels.setdefault(image.tobytes(), set()).add(int(label))
   seen = 0
   for batch in data.eval_batches("digits", split="test", batch_size=100, data_dir=prepared_dir):
     for image, label in zip(batch["image"][batch["mask"]], batch["label"][batch["mask"]]):
-      # Independent of the builder: sklearn's 0..16 values scaled to [0, 1].
-      match = np.abs(raw.images / 16.0 - image[..., 0]).max(axis=(1, 2)) < 0.5 / 255 + 1e-6
-      assert match.any() and int(raw.target[np.flatnonzero(match)[0]]) == label
+      key = np.rint(image[..., 0] * 16).astype(np.int64).tobytes()
+      assert int(label) in by_pixels[key]
       seen += 1
   assert seen == 450
+  train = data.info("digits", data_dir=prepared_dir).num_examples["train"]
+  assert train + seen == len(raw.target)
 
 
 def test_train_batches_shapes_and_labels(prepared_dir):
