@@ -95,7 +95,7 @@ def train_step(
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
   new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
   new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
