@@ -17,6 +17,7 @@ Protocols (papers' section in brackets):
   - `per_class_subset`: N random training images of every class (GSL supp. B.2 / Table B.2b).
   - `per_class_trial`: N random training images per class, the rest test, one seeded trial
     (Caltech-256: 60 per class, GSL 4.3).
+  - `first_classes`: the first k classes of the train and test splits (W-Softmax Table 5).
 """
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -131,3 +132,17 @@ def per_class_trial(raw: Mapping[str, np.ndarray], *, part: str, per_class: int,
   classes = np.unique(labels)
   return {name: Selection((part,), np.flatnonzero(m), _remap(labels[m], classes))
           for name, m in (("train", train), ("test", ~train))}
+
+
+def first_classes(raw: Mapping[str, np.ndarray], *, num_classes: int, train: str = "train",
+                  test: str = "test") -> dict[str, Selection]:
+  """Classes `[0, num_classes)` of the train and test splits, all their images.
+
+  W-Softmax (Pattern Recognition 2020) Table 5: "select the first k classes from 10 classes".
+  """
+  out = {}
+  for name, part in (("train", train), ("test", test)):
+    labels = _pool(raw, (part,))
+    pos = np.flatnonzero(labels < num_classes)
+    out[name] = Selection((part,), pos, _remap(labels[pos], np.arange(num_classes)))
+  return out

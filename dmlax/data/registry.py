@@ -122,6 +122,12 @@ _LFW_MANUAL = (
     "e.g. MTCNN-aligned 160x160 as the W-Softmax paper uses), and put pairs.txt (the 10 x 600 "
     "View 2 pairs) in MANUAL_DIR.")
 
+def _first(num_classes: int) -> dict[str, Task]:
+  """Tasks `first{k}`: classes [0, k) of train and test (W-Softmax Table 5), k = 5 .. C - 1."""
+  return {f"first{k}": Task("classification", k, functools.partial(
+      protocols.first_classes, num_classes=k)) for k in range(5, num_classes)}
+
+
 _IMAGENET_TASKS = {"full": _classification(test="validation", num_classes=1000)}
 for _c in (100, 200, 500):
   _IMAGENET_TASKS[f"classes{_c}"] = Task("classification", _c, functools.partial(
@@ -164,11 +170,13 @@ REGISTRY: dict[str, Entry] = {
                                          config=f"standard-part{t + 1}-120k")
         for t in range(3)}, "trial0"),
     "cifar10": Entry("cifar10", "label", (32, 32, 3),
-                     {"classification": _classification(num_classes=10)}, "classification"),
+                     {"classification": _classification(num_classes=10), **_first(10)},
+                     "classification"),
     "cifar100": Entry("cifar100", "label", (32, 32, 3),
                       {"classification": _classification(num_classes=100)}, "classification"),
     "mnist": Entry("mnist", "label", (28, 28, 1),
-                   {"classification": _classification(num_classes=10)}, "classification"),
+                   {"classification": _classification(num_classes=10), **_first(10)},
+                   "classification"),
     "fashion_mnist": Entry("fashion_mnist", "label", (28, 28, 1),
                            {"classification": _classification(num_classes=10)},
                            "classification"),
@@ -178,7 +186,11 @@ REGISTRY: dict[str, Entry] = {
         manual=_LFW_MANUAL, manual_files=("lfw", "pairs.txt")),
     "digits": Entry("digits", "label", (8, 8, 1), {
         "classification": _classification(num_classes=10),
-        "retrieval": _class_split(5, 10)}, "classification"),
+        "retrieval": _class_split(5, 10),
+        # Scarce training data (CPU analogue of GSL Table B.2b): N random training images a class.
+        **{f"per_class{n}": Task("classification", 10, functools.partial(
+            protocols.per_class_subset, per_class=n, seed=_SEED, test="test"))
+           for n in (10, 30)}}, "classification"),
     "multicenter": Entry("multicenter", "label", (32, 32, 3), {
         "retrieval": _class_split(10, 20),
         "classification": _classification(num_classes=20)}, "retrieval"),
