@@ -1,4 +1,4 @@
-"""BN-Inception (Ioffe & Szegedy, ICML 2015) in the layout of Cadene's `pretrainedmodels.bninception`.
+"""BN-Inception (Ioffe & Szegedy, ICML 2015) in Cadene's `pretrainedmodels.bninception` layout.
 
 This is the backbone of ProxyAnchor (Kim et al. 2020), SoftTriple (Qian et al. 2019) and the MPA
 paper (section 4.2: "Inception with batch normalization", cubic GeM, 512-d). Those repositories
@@ -96,4 +96,8 @@ class BNInception(nn.Module):
 
 
 def bn_inception(**kwargs) -> BNInception:
+  """BN-Inception trunk (Cadene's `bninception` less `last_linear`: 10,270,240 parameters).
+
+  Parameter count checked in tests/models/test_pretrained.py.
+  """
   return BNInception(**kwargs)

@@ -14,6 +14,7 @@ penultimate layer of the GSL paper (section 3.2: DropOut applied only at the pen
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -103,7 +104,8 @@ def adversarial_dropout_mask(
     raise ValueError(f"rate must be in [0, 1), got {rate}")
   m = jnp.ones_like(h) if base_mask is None else jnp.asarray(base_mask, h.dtype)
   gain = jax.lax.stop_gradient(g * h * (1.0 - 2.0 * m))
-  num_flip = int(-(-rate * h.shape[-1] // 1))  # ceil without float rounding surprises
+  # 1e-9 keeps a product like 0.1 * 30 = 3.0000000000000004 from rounding up to 4.
+  num_flip = math.ceil(rate * h.shape[-1] - 1e-9)
   if num_flip == 0:
     return jax.lax.stop_gradient(m)
   threshold = jax.lax.top_k(gain, num_flip)[0][:, -1:]

@@ -99,8 +99,8 @@ class ProxiesModule(nn.Module):
 
 
 
-def ClassifierWeights(num_classes: int, init: Initializer = torch_linear_init  # pylint: disable=invalid-name
-                      ) -> ClassifierWeightsModule:
+def ClassifierWeights(  # pylint: disable=invalid-name
+    num_classes: int, init: Initializer = torch_linear_init) -> ClassifierWeightsModule:
   """(D, C) classifier weights; see `ClassifierWeightsModule` (the default init is PyTorch's)."""
   return ClassifierWeightsModule(num_classes=num_classes, initializer=init)
 

@@ -168,8 +168,9 @@ def state_dict_to_variables(name: str, state_dict: Mapping[str, np.ndarray], *, 
   return {"params": tree.get("params", {}), "batch_stats": tree.get("batch_stats", {})}
 
 
-def load_pretrained(name: str, path: str | os.PathLike, *, variables: Mapping[str, Any] | None = None,
-                    rbr: bool = False, include_fc: bool = True) -> dict[str, Any]:
+def load_pretrained(name: str, path: str | os.PathLike, *,
+                    variables: Mapping[str, Any] | None = None, rbr: bool = False,
+                    include_fc: bool = True) -> dict[str, Any]:
   """Loads ImageNet weights for backbone `name` from `path`.
 
   Args:

@@ -94,8 +94,8 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
   entry = _REGISTRY[name]
   unknown = sorted(set(kwargs) - set(_HEAD_KEYS) - set(entry.backbone_kwargs))
   if unknown:
-    raise ValueError(f"get_model({name!r}): unknown keyword(s) {unknown}; accepted: "
-                     f"{sorted(_HEAD_KEYS + entry.backbone_kwargs + ('dtype', 'bn_axis_name', 'rbr'))}")
+    accepted = sorted(_HEAD_KEYS + entry.backbone_kwargs + ("dtype", "bn_axis_name", "rbr"))
+    raise ValueError(f"get_model({name!r}): unknown keyword(s) {unknown}; accepted: {accepted}")
   if rbr and not entry.supports_rbr:
     raise ValueError(f"get_model({name!r}): rbr is defined for resnet18, resnet50, "
                      "resnext50_32x4d and vgg16_bn(include_fc=False)")

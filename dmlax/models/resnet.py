@@ -139,13 +139,25 @@ class ResNet(nn.Module):
 
 
 def resnet18(**kwargs) -> ResNet:
+  """ResNet-18 trunk (torchvision `resnet18`, 11,176,512 parameters without `fc`).
+
+  Parameter count checked in tests/models/test_models.py.
+  """
   return ResNet(block="basic", stage_sizes=(2, 2, 2, 2), **kwargs)
 
 
 def resnet50(**kwargs) -> ResNet:
+  """ResNet-50 trunk (torchvision `resnet50`, 23,508,032 parameters without `fc`).
+
+  Parameter count checked in tests/models/test_models.py.
+  """
   return ResNet(block="bottleneck", stage_sizes=(3, 4, 6, 3), **kwargs)
 
 
 def resnext50_32x4d(**kwargs) -> ResNet:
+  """ResNeXt-50 32x4d trunk (torchvision `resnext50_32x4d`, 22,979,904 without `fc`).
+
+  Parameter count checked in tests/models/test_models.py.
+  """
   return ResNet(block="bottleneck", stage_sizes=(3, 4, 6, 3), groups=32, width_per_group=4,
                 **kwargs)

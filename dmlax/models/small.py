@@ -95,17 +95,21 @@ class SmallCNN(nn.Module):
 
 
 def prelu_mnist(**kwargs) -> PReLUNet:
+  """Liu et al.'s MNIST net (L-Softmax Table 1), conv-PReLU-BN."""
   return PReLUNet(stages=((64, 1, False), (64, 3, True), (64, 3, True), (64, 3, True)), **kwargs)
 
 
 def prelu_cifar(**kwargs) -> PReLUNet:
+  """Liu et al.'s CIFAR-10/100 net (L-Softmax Table 1), conv-PReLU-BN."""
   return PReLUNet(stages=((64, 1, False), (64, 4, True), (96, 4, True), (128, 4, True)),
                   **kwargs)
 
 
 def five_layer_cnn(**kwargs) -> PReLUNet:
+  """The SGSL Fashion-MNIST visualisation net (4 conv layers; the head adds the 3-wide 5th)."""
   return PReLUNet(stages=((32, 2, True), (64, 2, True)), **kwargs)
 
 
 def small_cnn(**kwargs) -> SmallCNN:
+  """A small conv-BN-ReLU net for the embedded 8x8 `digits` data."""
   return SmallCNN(**kwargs)

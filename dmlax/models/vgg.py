@@ -72,4 +72,8 @@ class VGG16BN(nn.Module):
 
 
 def vgg16_bn(**kwargs) -> VGG16BN:
+  """VGG-16-BN (torchvision `vgg16_bn` less `classifier.6`: 134,268,992 parameters).
+
+  Parameter count checked in tests/models/test_models.py.
+  """
   return VGG16BN(**kwargs)

@@ -1,4 +1,4 @@
-"""Pretrained-weight import: PyTorch references agree with the imported Flax models; bad files fail."""
+"""Pretrained-weight import: PyTorch references agree with the imported Flax models."""
 
 import chex
 import flax
@@ -59,6 +59,8 @@ def test_imported_bn_inception_matches_pytorch_reference(tmp_path):
   with torch.no_grad():
     ref = net.features(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
   v = models.load_pretrained("bn_inception", path)
+  torch_count = sum(p.numel() for k, p in net.named_parameters() if not k.startswith("last_"))
+  assert torch_count == sum(x.size for x in jax.tree_util.tree_leaves(v["params"])) == 10_270_240
   backbone = models.get_model("bn_inception").backbone
   out = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(v, jnp.asarray(images))
   chex.assert_shape(out, ref.shape)

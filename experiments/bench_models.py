@@ -1,0 +1,113 @@
+"""Forward+backward throughput (images/s) and XLA memory of each backbone at 224x224.
+
+Each case is one jitted training step's worth of compute: `jax.value_and_grad` of a scalar of the
+features with `train=True` (BatchNorm in batch mode, statistics updated), at the batch size a paper
+uses. Cases are timed round-robin in one process (`experiments/timing.py`), and each is also
+given as its time per image relative to resnet50's, which survives a noisy machine better than
+the absolute figures.
+
+    python -m experiments.bench_models                          # papers' batch sizes
+    python -m experiments.bench_models --batch 2 --rounds 2     # a quick CPU run
+    python -m experiments.bench_models --models resnet50,bn_inception --dtype bfloat16
+
+Memory: "temp" is XLA's temporary-buffer size for the compiled step (`timing.temp_bytes`);
+"params" the float32 parameters and BatchNorm statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+
+from dmlax import models
+from experiments import timing
+
+# (backbone, batch size, the paper that trains it at that batch size)
+CASES = (
+    ("resnet18", 256, "ImageNet reference batch (torchvision)"),
+    ("resnet50", 256, "GSL (supp. B.1)"),
+    ("resnet50", 64, "SGSL"),
+    ("resnext50_32x4d", 256, "GSL (supp. B.1)"),
+    ("vgg16_bn", 256, "GSL (supp. B.1)"),
+    ("bn_inception", 180, "MPA, CUB"),
+)
+
+
+def make_step(name: str, batch: int, size: int, dtype):
+  model = models.get_model(name, dtype=dtype)
+  images = jax.random.normal(jax.random.key(0), (batch, size, size, 3), jnp.float32)
+  variables = jax.jit(lambda: model.init(jax.random.key(1), images[:1], train=False))()
+
+  def loss(params, batch_stats, x):
+    features, state = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
+                                  mutable=["batch_stats"])
+    return jnp.mean(jnp.square(features)), state
+
+  step = jax.jit(jax.value_and_grad(loss, has_aux=True))
+  args = (variables["params"], variables["batch_stats"], images)
+  param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(variables))
+  return step, args, param_bytes
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--models", default=None,
+                      help="comma-separated backbones (default: all of CASES)")
+  parser.add_argument("--batch", type=int, default=None, help="override every batch size")
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+  parser.add_argument("--out", default=None, help="also write the markdown table here")
+  args = parser.parse_args(argv)
+  dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
+  wanted = None if args.models is None else set(args.models.split(","))
+  cases = []
+  for name, batch, source in CASES:
+    if wanted is not None and name not in wanted:
+      continue
+    batch = args.batch or batch
+    if any(c[0] == name and c[1] == batch for c in cases):
+      continue  # --batch can make two cases identical
+    cases.append((name, batch, source))
+  if not cases:
+    print(f"no case selected; backbones: {sorted({c[0] for c in CASES})}", file=sys.stderr)
+    return 2
+  fns, info = {}, {}
+  for name, batch, source in cases:
+    step, step_args, param_bytes = make_step(name, batch, args.size, dtype)
+    key = f"{name} b{batch}"
+    fns[key] = (lambda s=step, a=step_args: s(*a))
+    info[key] = (name, batch, source, timing.temp_bytes(step, *step_args), param_bytes)
+  seconds = timing.interleaved_medians(fns, rounds=args.rounds, inner=1, warmup=1)
+  per_image = {k: seconds[k] / info[k][1] for k in fns}
+  baseline = next((v for k, v in per_image.items() if k.startswith("resnet50 ")), None)
+  device = jax.devices()[0]
+  lines = [
+      f"Device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s); "
+      f"{args.size}x{args.size}, {args.dtype} compute, median of {args.rounds} rounds.",
+      "",
+      "| backbone | batch | batch from | images/s | time/image vs resnet50 | XLA temp MB "
+      "| params MB |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for key in fns:
+    name, batch, source, temp, param_bytes = info[key]
+    ratio = "" if baseline is None else f"{per_image[key] / baseline:.2f}"
+    temp_mb = "n/a" if temp is None else f"{temp / 2**20:.0f}"
+    lines.append(f"| {name} | {batch} | {source} | {batch / seconds[key]:.1f} | {ratio} | "
+                 f"{temp_mb} | {param_bytes / 2**20:.0f} |")
+  table = "\n".join(lines)
+  print(table)
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+      f.write(table + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
