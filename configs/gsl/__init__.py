@@ -1,0 +1,1 @@
+"""Configs for the gsl paper's tables (see each module's docstring)."""

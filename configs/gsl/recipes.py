@@ -1,0 +1,99 @@
+"""The group softmax paper's training recipes and the loss rows its tables share.
+
+Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping", WACV 2021, section 4 and
+supplementary B.1: SGD, batch 256, momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at the
+epochs of Table B.1 (fine-tuning: lr 0.0045); standard ImageNet preprocessing and augmentation;
+single-crop top-1 error. The classifier has no bias in dmlax's trainer (W of shape (D, C)).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import common
+
+# Supplementary Table B.1: (epochs at which lr /= 10, total epochs).
+SCHEDULES = {
+    "imagenet": ((30, 60, 90), 120),
+    "food101": ((60, 120, 150), 180),
+    "caltech256": ((120, 240, 270), 300),
+    "sun397": ((120, 240, 270), 300),
+    "classes100": ((60, 120, 150), 180),
+    "classes200": ((60, 120, 150), 180),
+    "classes500": ((30, 60, 90), 120),
+    "per_class100": ((90, 180, 210), 240),
+    "per_class200": ((90, 180, 210), 240),
+    "per_class500": ((60, 120, 150), 180),
+    "food101_finetune": ((30, 60, 90), 120),
+}
+
+# The backbones of Tables 2-4: ResNet-50 (D = 2048, global average pooling) and VGG16 with
+# BatchNorm (D = 4096, its two fc layers, no DropOut inside: section 4.1 "backbone CNNs contain
+# no DropOut").
+MODELS = {
+    "resnet50": {"model.name": "resnet50", "model.kwargs": {"pooling": "avg"}},
+    "resnext50": {"model.name": "resnext50_32x4d", "model.kwargs": {"pooling": "avg"}},
+    "vgg16": {"model.name": "vgg16_bn", "model.kwargs": {"include_fc": True}},
+}
+
+
+def group_softmax(loss_type: str, groups: tuple[int, ...], grouping="discriminative") -> dict:
+  return {"loss.name": "group_softmax",
+          "loss.kwargs": {"loss_type": loss_type, "groups": groups, "grouping": grouping}}
+
+
+# Rows of Tables 1a, 2, 3 and 4. Type-I uses G = {1, 2}, type-II G = {1, 2, 4} (section 4.1).
+LOSS_ROWS = {
+    "softmax": {"loss.name": "softmax"},
+    "lsoftmax": {"loss.name": "large_margin_softmax", "loss.kwargs": {"margin": 4}},
+    "sigsoftmax": {"loss.name": "sigsoftmax"},
+    "noisy_softmax": {"loss.name": "noisy_softmax", "loss.kwargs": {"noise_scale": 0.1}},
+    "virtual_softmax": {"loss.name": "virtual_softmax"},
+    # Center loss weight 0.003: Wen et al.'s face setting (the GSL paper gives no value).
+    "center": {"loss.name": "softmax", "loss.aux_name": "center", "loss.aux_weight": 0.003},
+    "dropout02": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.2},
+    "dropout05": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.5},
+    "adv_dropout": {"loss.name": "softmax"},
+    "type1": group_softmax("I", (1, 2)),
+    "type2": group_softmax("II", (1, 2, 4)),
+}
+ADV_DROPOUT = ("Adversarial DropOut (Park et al. 2018, p = 0.005) needs a second forward pass "
+               "per step, which dmlax.train's step does not make (dmlax.models."
+               "adversarial_dropout_mask exists; the trainer does not call it)")
+
+
+def classification(dataset: str, task: str | None, schedule: str, *,
+                   model: str = "resnet50", lr: float = 0.1) -> ml_collections.ConfigDict:
+  """SGD recipe of supplementary B.1 for `dataset`/`task` with Table B.1's `schedule`."""
+  c = common.get_config()
+  c.dataset.name = dataset
+  c.dataset.task = task
+  c.dataset.image_size = 224
+  c.dataset.augment = "imagenet"
+  c.model.name = MODELS[model]["model.name"]
+  c.model.kwargs = ml_collections.ConfigDict(MODELS[model]["model.kwargs"])
+  c.batch_size = 256
+  boundaries, epochs = SCHEDULES[schedule]
+  c.num_epochs = float(epochs)
+  c.optimizer.name = "sgd"
+  c.optimizer.lr = lr
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 1e-4
+  c.schedule.name = "step"
+  c.schedule.boundaries = tuple(float(b) for b in boundaries)
+  c.schedule.factor = 0.1
+  c.eval.every_steps = 0
+  c.eval.ks = (1,)
+  c.checkpoint.every_steps = 2000
+  c.log_every_steps = 100
+  return c
+
+
+def finetune(model: str) -> dict:
+  """Fine-tuning overrides (Table 2): ImageNet-pretrained weights (converted with
+  `experiments/convert_weights.py`; `pretrained=PATH` in the config argument points elsewhere),
+  lr 0.0045, Table B.1(ii) schedule."""
+  boundaries, epochs = SCHEDULES["food101_finetune"]
+  return {"num_epochs": float(epochs), "schedule.boundaries": tuple(float(b) for b in boundaries),
+          "optimizer.lr": 0.0045,
+          "model.pretrained": f"weights/{MODELS[model]['model.name']}_flax.npz"}

@@ -1,0 +1,85 @@
+"""The weights-biased softmax paper's training recipe and the loss rows its tables share.
+
+X. Li, W. Wang, "Learning discriminative features via weights-biased softmax loss", Pattern
+Recognition 2020, section 5.1: the CNNs of Liu et al. (L-Softmax, ICML 2016; `prelu_mnist`,
+`prelu_cifar`: 3x3 conv-PReLU-BN, xavier init, an FC layer of width M = 256 before the
+classifier); momentum 0.9, lr 0.01 decayed by 0.9 every 6000 steps, weight decay 5e-4, no
+DropOut; batch 50 (MNIST) / 256 (CIFAR); "first train the CNNs using the conventional softmax
+loss, and refine the network using the proposed W-Softmax loss". The paper gives neither the
+number of steps nor the length of the softmax phase; assumed here: MNIST 30k steps (10k
+softmax), CIFAR 40k steps (20k softmax), with CIFAR's standard flip-and-crop augmentation (as
+Liu et al.).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import common
+from configs import paper_tables
+
+# dataset: (model, batch size, train images, total steps, softmax steps, augment)
+DATASETS = {
+    "mnist": ("prelu_mnist", 50, 60000, 30000, 10000, "none"),
+    "cifar10": ("prelu_cifar", 256, 50000, 40000, 20000, "cifar"),
+    "cifar100": ("prelu_cifar", 256, 50000, 40000, 20000, "cifar"),
+}
+ACCURACY = paper_tables.Metric("Accuracy (%)", "top1_error", complement=True)
+
+
+def classification(dataset: str, width: int = 256) -> ml_collections.ConfigDict:
+  """Section 5.1's recipe on `dataset` with an FC layer of `width` units, loss W-Softmax(1)."""
+  model, batch, images, steps, softmax_steps, augment = DATASETS[dataset]
+  c = common.get_config()
+  c.dataset.name = dataset
+  c.dataset.task = "classification"
+  c.dataset.augment = augment
+  c.model.name = model
+  c.model.kwargs = ml_collections.ConfigDict({"pooling": "none", "embedding_dim": width})
+  c.batch_size = batch
+  c.num_epochs = 0.0
+  c.num_train_steps = steps
+  c.steps_per_epoch = images // batch
+  c.loss.name = "weights_biased_softmax"
+  c.loss.kwargs = ml_collections.ConfigDict({"alpha": 1.0})
+  c.loss.softmax_epochs = softmax_steps / (images // batch)
+  c.optimizer.name = "sgd"
+  c.optimizer.lr = 0.01
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 5e-4
+  c.schedule.name = "exponential"
+  c.schedule.decay_rate = 0.9
+  c.schedule.decay_steps = 6000
+  c.schedule.staircase = True
+  c.eval.ks = (1,)
+  c.eval.every_steps = 0
+  c.checkpoint.every_steps = 2000
+  c.log_every_steps = 200
+  return c
+
+
+def dataset_overrides(dataset: str) -> dict:
+  """The fields of `classification(dataset)` that differ between datasets, as overrides."""
+  c = classification(dataset)
+  return {"dataset.name": dataset, "model.name": c.model.name, "batch_size": c.batch_size,
+          "dataset.augment": c.dataset.augment, "num_train_steps": c.num_train_steps,
+          "steps_per_epoch": c.steps_per_epoch, "loss.softmax_epochs": c.loss.softmax_epochs}
+
+
+def wsoftmax(alpha: float) -> dict:
+  return {"loss.name": "weights_biased_softmax", "loss.kwargs": {"alpha": alpha}}
+
+
+SOFTMAX = {"loss.name": "softmax", "loss.kwargs": {}, "loss.softmax_epochs": 0.0}
+LOSS_ROWS = {
+    "softmax": SOFTMAX,
+    # L-Softmax (Liu et al.) with margin 4 and its original lambda annealing; trained from the
+    # start, as in Liu et al.
+    "lsoftmax": {"loss.name": "large_margin_softmax", "loss.kwargs": {"margin": 4},
+                 "loss.softmax_epochs": 0.0},
+    "wsoftmax_a0.5": wsoftmax(0.5),
+    "wsoftmax_a1": wsoftmax(1.0),
+    "wsoftmax_a1.5": wsoftmax(1.5),
+}
+HINGE = "dmlax.losses has no multi-class hinge loss (the paper's 'Hinge Loss' row)"
+HARDWARE = "one Quadro P5000 GPU (paper); a CPU trains MNIST in hours, CIFAR needs a GPU"
