@@ -69,48 +69,87 @@ def _read_options(num_threads):
   return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2, 2 * threads))
 
 
+class _TrainSlots:
+  """Local element k -> global stream position: this process's slice of each global batch,
+  from global batch `start_step` on."""
+
+  def __init__(self, start_step, batch_size, global_batch, process_index):
+    self.start_step, self.batch_size = start_step, batch_size
+    self.global_batch, self.process_index = global_batch, process_index
+
+  def __len__(self):
+    return 2**62
+
+  def __getitem__(self, k):
+    step, j = divmod(int(k), self.batch_size)
+    return ((self.start_step + step) * self.global_batch + self.process_index * self.batch_size
+            + j)
+
+
+class _TrainLoader:
+  """Stream position -> `{"image", "label"}`, augmented with an RNG of (seed, position)."""
+
+  def __init__(self, records, stream, transform, seed):
+    self.records, self.stream, self.transform, self.seed = records, stream, transform, seed
+
+  def __call__(self, position: int) -> dict:
+    index = self.stream[position]
+    rng = np.random.default_rng([self.seed, 2, position])
+    return {"image": self.transform(self.records.image(index), rng),
+            "label": np.int32(self.records.labels[index])}
+
+
 class TrainIterator:
   """Endless iterator of `{"image": float32 (B, H, W, C), "label": int32 (B,)}`.
 
-  `get_state()` -> `{"step": int, "fingerprint": str}`; `set_state` restores it, resuming the
-  exact batches; a state from a different dataset/seed/batch/sampler raises ValueError.
+  Batch `s` is a pure function of `s` (and the arguments), so the state is the step:
+  `get_state()` -> `{"step": int, "fingerprint": str}`; `set_state` rebuilds the pipeline
+  from that step, resuming the exact batches. A state from a different dataset, seed, batch,
+  sampler or process layout raises ValueError.
   """
 
-  def __init__(self, dataset, fingerprint: str):
-    self._dataset = dataset
+  def __init__(self, make, fingerprint: str):
+    self._make = make
     self._fingerprint = fingerprint
-    self._iter = iter(dataset)
+    self._step = 0
+    self._iter = None
 
   def __iter__(self):
     return self
 
   def __next__(self):
-    return next(self._iter)
+    if self._iter is None:
+      self._iter = iter(self._make(self._step))
+    batch = next(self._iter)
+    self._step += 1
+    return batch
 
   def get_state(self) -> dict:
-    return {"step": int(self._iter.get_state()["next_index"]), "fingerprint": self._fingerprint}
+    return {"step": self._step, "fingerprint": self._fingerprint}
 
   def set_state(self, state: dict) -> None:
     if state.get("fingerprint") != self._fingerprint:
       raise ValueError("iterator state was saved for a different dataset, task, seed, batch "
                        "size, sampler or process layout; cannot resume from it")
-    self._iter = iter(self._dataset)
-    self._iter.set_state({"next_index": int(state["step"])})
+    self._step = int(state["step"])
+    self._iter = None  # Rebuilt from `step` on the next call.
 
 
 def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | None = None,
                    image_size: int | None = None, augment: str = "none",
                    sampler: str = "random", m_per_class: int = 4, process_index: int = 0,
                    process_count: int = 1, task: str | None = None,
-                   num_threads: int | None = None) -> TrainIterator:
+                   num_threads: int | None = None, num_workers: int = 0) -> TrainIterator:
   """An endless, resumable iterator over the training split of `name`/`task`.
 
   Global batch `G = batch_size * process_count`; this process gets its `batch_size` slice of
   every global batch. `sampler="random"`: a fresh permutation each epoch;
   `"m_per_class"`: `G / m_per_class` classes x `m_per_class` images per global batch
   (`batch_size` must be a multiple of `m_per_class`). Image `k` of the stream is augmented with
-  `numpy.random.default_rng([seed, 2, k])`, so batches do not depend on `process_count` or
-  on threading. Labels are remapped to `[0, info(name).num_classes)`.
+  `numpy.random.default_rng([seed, 2, k])`, so batches do not depend on `process_count`, on
+  threads or on worker processes. Labels are remapped to `[0, info(name).num_classes)`.
+  `num_threads` reader threads (default: the CPU count, at most 16); `num_workers > 0` adds
+  that many grain worker processes (`mp_prefetch`) for augmentation-heavy inputs.
 
   Example:
     >>> it = train_iterator("digits", batch_size=32, seed=0)
@@ -128,45 +167,52 @@ def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | Non
                      "evaluates on it (e.g. LFW: the W-Softmax paper trains on CASIA-WebFace)")
   _image_size(name, image_size, augment)
   records = _Records(name, task, task_obj.train_split, data_dir)
-  labels = records.labels
   global_batch = batch_size * process_count
   if sampler == "random":
-    stream = samplers.Stream(
-        lambda e: samplers.random_plan(len(records), seed=seed, epoch=e), len(records))
+    plan = samplers.RandomPlan(len(records), seed)
   else:
-    per_batch = samplers.check_m_per_class(labels, global_batch=global_batch,
+    per_batch = samplers.check_m_per_class(records.labels, global_batch=global_batch,
                                            batch_size=batch_size, m=m_per_class)
-    batches = samplers.m_per_class_batches_per_epoch(labels, classes_per_batch=per_batch,
-                                                     m=m_per_class)
-    stream = samplers.Stream(
-        lambda e: samplers.m_per_class_plan(labels, classes_per_batch=per_batch,
-                                            m=m_per_class, seed=seed, epoch=e),
-        batches * global_batch)
-  transform = transforms.train_transform(augment, image_size=image_size,
-                                         channels=records.channels)
+    plan = samplers.MPerClassPlan(records.labels, classes_per_batch=per_batch, m=m_per_class,
+                                  seed=seed)
+  loader = _TrainLoader(records, samplers.Stream(plan),
+                        transforms.train_transform(augment, image_size=image_size,
+                                                   channels=records.channels), seed)
 
-  class _Slots:
-    """Local element k -> global stream position (this process's slice of each batch)."""
+  def make(start_step: int):
+    slots = _TrainSlots(start_step, batch_size, global_batch, process_index)
+    dataset = (grain.MapDataset.source(slots).map(loader).batch(batch_size)
+               .to_iter_dataset(_read_options(num_threads)))
+    if num_workers:
+      from absl import flags  # pylint: disable=g-import-not-at-top
+      if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; outside absl.app
+        flags.FLAGS.mark_as_parsed()   # (a plain script, pytest) nothing has parsed them.
+      dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    return dataset
 
-    def __len__(self):
-      return 2**62
-
-    def __getitem__(self, k):
-      step, j = divmod(int(k), batch_size)
-      return step * global_batch + process_index * batch_size + j
-
-  def load(position: int) -> dict:
-    index = stream[position]
-    rng = np.random.default_rng([seed, 2, position])
-    return {"image": transform(records.image(index), rng),
-            "label": np.int32(labels[index])}
-
-  dataset = (grain.MapDataset.source(_Slots()).map(load).batch(batch_size)
-             .to_iter_dataset(_read_options(num_threads)))
   fingerprint = hashlib.sha1(json.dumps(
       [name, task_name, seed, batch_size, process_index, process_count, sampler, m_per_class,
        augment, image_size, len(records)]).encode()).hexdigest()[:16]
-  return TrainIterator(dataset, fingerprint)
+  return TrainIterator(make, fingerprint)
+
+
+class _EvalLoader:
+  """Local slot k -> an item of the split in order, or a padding row past its end."""
+
+  def __init__(self, records, transform, batch_size, global_batch, process_index, pad_shape):
+    self.records, self.transform = records, transform
+    self.batch_size, self.global_batch = batch_size, global_batch
+    self.process_index, self.pad_shape = process_index, pad_shape
+
+  def __call__(self, k: int) -> dict:
+    step, j = divmod(int(k), self.batch_size)
+    item = step * self.global_batch + self.process_index * self.batch_size + j
+    if item >= len(self.records):
+      return {"image": np.zeros(self.pad_shape, np.float32), "label": np.int32(-1),
+              "mask": np.False_, "index": np.int32(-1)}
+    return {"image": self.transform(self.records.image(item)),
+            "label": np.int32(self.records.labels[item]), "mask": np.True_,
+            "index": np.int32(item)}
 
 
 def eval_batches(name: str, *, split: str, batch_size: int, data_dir: str | None = None,
@@ -194,22 +240,13 @@ def eval_batches(name: str, *, split: str, batch_size: int, data_dir: str | None
   transform = transforms.eval_transform(augment, image_size=image_size,
                                         channels=records.channels)
   n = len(records)
-  global_batch = batch_size * process_count
-  steps = -(-n // global_batch)
   if n == 0:
     return []
-  first = transform(records.image(0))
-
-  def load(k: int) -> dict:
-    step, j = divmod(int(k), batch_size)
-    item = step * global_batch + process_index * batch_size + j
-    if item >= n:
-      return {"image": np.zeros_like(first), "label": np.int32(-1), "mask": np.False_,
-              "index": np.int32(-1)}
-    return {"image": transform(records.image(item)), "label": np.int32(records.labels[item]),
-            "mask": np.True_, "index": np.int32(item)}
-
-  return (grain.MapDataset.range(steps * batch_size).map(load).batch(batch_size)
+  global_batch = batch_size * process_count
+  steps = -(-n // global_batch)
+  loader = _EvalLoader(records, transform, batch_size, global_batch, process_index,
+                       transform(records.image(0)).shape)
+  return (grain.MapDataset.range(steps * batch_size).map(loader).batch(batch_size)
           .to_iter_dataset(_read_options(num_threads)))
 
 

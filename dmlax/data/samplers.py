@@ -99,22 +99,58 @@ def m_per_class_plan(labels: np.ndarray, *, classes_per_batch: int, m: int, seed
   return np.concatenate(batches).astype(np.int64)
 
 
+class RandomPlan:
+  """`plan(epoch)` of the random sampler (a class, so worker processes can unpickle it)."""
+
+  def __init__(self, num_records: int, seed: int):
+    self.num_records, self.seed = num_records, seed
+    self.epoch_length = num_records
+
+  def __call__(self, epoch: int) -> np.ndarray:
+    return random_plan(self.num_records, seed=self.seed, epoch=epoch)
+
+
+class MPerClassPlan:
+  """`plan(epoch)` of the m-per-class sampler (fixed `epoch_length` records per epoch)."""
+
+  def __init__(self, labels: np.ndarray, *, classes_per_batch: int, m: int, seed: int):
+    self.labels, self.classes_per_batch, self.m, self.seed = labels, classes_per_batch, m, seed
+    self.epoch_length = classes_per_batch * m * m_per_class_batches_per_epoch(
+        labels, classes_per_batch=classes_per_batch, m=m)
+
+  def __call__(self, epoch: int) -> np.ndarray:
+    return m_per_class_plan(self.labels, classes_per_batch=self.classes_per_batch, m=self.m,
+                            seed=self.seed, epoch=epoch)
+
+
 class Stream:
   """Stream position -> record index over the concatenated epoch plans of fixed length.
 
-  `plan(epoch)` must return an array of the same length `epoch_length` for every epoch. The
-  two most recent plans are cached; safe to call from grain's reader threads.
+  `plan(epoch)` must return an array of the same length `plan.epoch_length` for every epoch.
+  Recent plans are cached; safe to call from grain's reader threads, and picklable for its
+  worker processes (the cache and lock are rebuilt there).
   """
 
-  def __init__(self, plan, epoch_length: int):
-    if epoch_length < 1:
+  def __init__(self, plan):
+    if plan.epoch_length < 1:
       raise ValueError("the training split is empty")
-    self._plan = functools.lru_cache(maxsize=4)(plan)
+    self.plan = plan
+    self.epoch_length = plan.epoch_length
+    self._setup()
+
+  def _setup(self):
+    self._cached = functools.lru_cache(maxsize=4)(self.plan)
     self._lock = threading.Lock()
-    self.epoch_length = epoch_length
+
+  def __getstate__(self):
+    return {"plan": self.plan, "epoch_length": self.epoch_length}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._setup()
 
   def __getitem__(self, position: int) -> int:
     epoch, offset = divmod(int(position), self.epoch_length)
     with self._lock:
-      plan = self._plan(epoch)
+      plan = self._cached(epoch)
     return int(plan[offset])

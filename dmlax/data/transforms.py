@@ -120,24 +120,25 @@ def _resize_crop(image, box, size: tuple[int, int]):
   return image.resize(size, Image.BILINEAR, box=(left, top, left + w, top + h))
 
 
-def train_transform(augment: str, *, image_size: int | None, channels: int,
-                    jpeg_draft: bool = True):
-  """`fn(encoded, rng) -> float32 (H, W, C)` for training with augmentation `augment`.
+class TrainTransform:
+  """`fn(encoded, rng) -> float32 (H, W, C)`; a class (not a closure) so worker processes can
+  receive it by pickling."""
 
-  `jpeg_draft` lets libjpeg decode large JPEGs at a reduced scale when the crop is
-  downsampled anyway (PIL `Image.draft`); False decodes at full size (the benchmark's
-  baseline, `experiments/bench_input.py`).
-  """
-  check_augment(augment)
-  if augment in ("imagenet", "bninception") and image_size is None:
-    image_size = 224
+  def __init__(self, augment: str, *, image_size: int | None, channels: int,
+               jpeg_draft: bool = True):
+    check_augment(augment)
+    if augment in ("imagenet", "bninception") and image_size is None:
+      image_size = 224
+    self.augment, self.image_size, self.channels = augment, image_size, channels
+    self.jpeg_draft = jpeg_draft
 
-  def fn(encoded, rng: np.random.Generator) -> np.ndarray:
-    image, mode = open_image(encoded, channels)
+  def __call__(self, encoded, rng: np.random.Generator) -> np.ndarray:
+    augment, image_size = self.augment, self.image_size
+    image, mode = open_image(encoded, self.channels)
     if augment in ("imagenet", "bninception"):
       box = random_resized_crop_box(rng, *image.size)
       ratio_w, ratio_h = image_size / box[2], image_size / box[3]
-      if jpeg_draft:
+      if self.jpeg_draft:
         image, box = _draft(image, image.size[0] * ratio_w, image.size[1] * ratio_h, box)
       x = _to_array(_resize_crop(image.convert(mode), box, (image_size, image_size)), mode)
     else:
@@ -152,17 +153,19 @@ def train_transform(augment: str, *, image_size: int | None, channels: int,
       x = x[:, ::-1]
     return normalize(x, augment)
 
-  return fn
 
+class EvalTransform:
+  """`fn(encoded) -> float32 (H, W, C)`: the deterministic counterpart of `TrainTransform`."""
 
-def eval_transform(augment: str, *, image_size: int | None, channels: int):
-  """`fn(encoded) -> float32 (H, W, C)`: the deterministic counterpart of `train_transform`."""
-  check_augment(augment)
-  if augment in ("imagenet", "bninception") and image_size is None:
-    image_size = 224
+  def __init__(self, augment: str, *, image_size: int | None, channels: int):
+    check_augment(augment)
+    if augment in ("imagenet", "bninception") and image_size is None:
+      image_size = 224
+    self.augment, self.image_size, self.channels = augment, image_size, channels
 
-  def fn(encoded) -> np.ndarray:
-    image, mode = open_image(encoded, channels)
+  def __call__(self, encoded) -> np.ndarray:
+    augment, image_size = self.augment, self.image_size
+    image, mode = open_image(encoded, self.channels)
     if augment in ("imagenet", "bninception"):
       short = round(image_size * _EVAL_RESIZE_RATIO)
       width, height = image.size
@@ -177,4 +180,19 @@ def eval_transform(augment: str, *, image_size: int | None, channels: int):
       x = _to_array(image, mode)
     return normalize(x, augment)
 
-  return fn
+
+def train_transform(augment: str, *, image_size: int | None, channels: int,
+                    jpeg_draft: bool = True) -> TrainTransform:
+  """`fn(encoded, rng) -> float32 (H, W, C)` for training with augmentation `augment`.
+
+  `jpeg_draft` lets libjpeg decode large JPEGs at a reduced scale when the crop is
+  downsampled anyway (PIL `Image.draft`); False decodes at full size (the benchmark's
+  baseline, `experiments/bench_input.py`).
+  """
+  return TrainTransform(augment, image_size=image_size, channels=channels,
+                        jpeg_draft=jpeg_draft)
+
+
+def eval_transform(augment: str, *, image_size: int | None, channels: int) -> EvalTransform:
+  """`fn(encoded) -> float32 (H, W, C)`: the deterministic counterpart of `train_transform`."""
+  return EvalTransform(augment, image_size=image_size, channels=channels)

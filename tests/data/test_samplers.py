@@ -62,9 +62,12 @@ def test_m_per_class_checks():
     samplers.check_m_per_class(labels, global_batch=12, batch_size=6, m=4)
 
 
-def test_stream_concatenates_epochs():
-  stream = samplers.Stream(lambda e: samplers.random_plan(7, seed=0, epoch=e), 7)
+def test_stream_concatenates_epochs_and_pickles():
+  stream = samplers.Stream(samplers.RandomPlan(7, seed=0))
   got = [stream[i] for i in range(21)]
+  import pickle
+  again = pickle.loads(pickle.dumps(stream))
+  assert [again[i] for i in range(21)] == got
   for e in range(3):
     np.testing.assert_array_equal(got[7 * e:7 * e + 7],
                                   samplers.random_plan(7, seed=0, epoch=e))
