@@ -86,8 +86,53 @@ def softmax_family_cases(args: argparse.Namespace) -> list[Case]:
                x, y, w, groups=(1, 2, 4), grouping="prefixed"), classifier_init),
       Case("group softmax II (1,3) (padded, D % 3 != 0)", "imagenet",
            lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 3)), classifier_init),
+      Case("W-Softmax alpha=1", "imagenet",
+           lambda x, y, w: losses.weights_biased_softmax_loss(x, y, w, alpha=1.0),
+           classifier_init, 2.5),
+      Case("SGSL alone", "imagenet",
+           lambda x, y, w: losses.stop_gradient_softmax_loss(x, y, w), classifier_init),
+      # start_below=inf: SGSL always joins, so both parts are timed.
+      Case("softmax + SGSL", "imagenet",
+           lambda x, y, w: losses.softmax_sgsl_loss(x, y, w, start_below=float("inf"))[0],
+           classifier_init, 1.3),
+      Case("softmax + SGSL, plain lax.stop_gradient", "imagenet", softmax_sgsl_plain,
+           classifier_init),
+      Case("group softmax II (1,2,4)", "small",
+           lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 2, 4)), classifier_init),
+      Case("group softmax II (1,2,4), naive (B, D, C)", "small",
+           lambda x, y, w: naive_group_softmax(x, y, w, (1, 2, 4)), classifier_init),
   ]
   return cases
+
+
+def naive_group_softmax(features, labels, weights, groups):
+  """Type-II group softmax that materialises the (B, D, C) ingredient logits (eq. 3) and sums
+  them with group masks: the form the efficient implementation avoids. Same grouping rule."""
+  dim = features.shape[1]
+  z = features[:, :, None] * weights[None, :, :]  # (B, D, C)
+  group_index = {g: losses.discriminative_grouping(features, labels, weights, g) for g in groups}
+  total = 0.0
+  for g in groups:
+    masks = jax.nn.one_hot(group_index[g], g, dtype=z.dtype)  # (D, G)
+    zbar = jnp.einsum("bdc,dg->bgc", z, masks)
+    lse = jax.nn.logsumexp(zbar, axis=-1)
+    target = jnp.take_along_axis(zbar, labels[:, None, None], axis=-1)[..., 0]
+    total = total + jnp.sum(lse - target, axis=1)
+  del dim
+  return jnp.mean(total / len(groups))
+
+
+def softmax_sgsl_plain(features, labels, weights):
+  """softmax + SGSL with a second cosine matmul under lax.stop_gradient (no custom_vjp)."""
+  logits = features @ weights
+  ce = losses.softmax_cross_entropy(logits, labels, label_smoothing=0.1)
+  x_hat = features / jnp.linalg.norm(features, axis=1, keepdims=True)
+  w = jax.lax.stop_gradient(weights)
+  cos = x_hat @ (w / jnp.linalg.norm(w, axis=0, keepdims=True))
+  mask = jax.nn.one_hot(labels, weights.shape[1]) > 0
+  lse = jax.nn.logsumexp(jnp.where(mask, -jnp.inf, 30.0 * cos), axis=1) / 30.0
+  sgsl = jax.nn.softplus(lse - jnp.sum(jnp.where(mask, cos, 0.0), axis=1))
+  return ce + jnp.mean(sgsl)
 
 
 # The registry: name -> case group. Groups are measured in this order.
