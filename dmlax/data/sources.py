@@ -157,7 +157,12 @@ def raw_labels(name: str, task: str | None, data_dir: str | None) -> dict[str, n
 
 
 def split_labels(name: str, *, task: str | None = None, data_dir: str | None = None):
-  """{protocol split: `protocols.Selection`} of `name`/`task` (reads labels, not images)."""
+  """{protocol split: `protocols.Selection`} of `name`/`task` (reads labels, not images).
+
+  Example:
+    >>> split_labels("digits", task="retrieval")["train"].labels.max()
+    4
+  """
   _, _, task_obj = registry.lookup(name, task)
   return task_obj.make(raw_labels(name, task, data_dir))
 
