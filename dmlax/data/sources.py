@@ -49,7 +49,8 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
 
   The embedded `digits` and generated `multicenter` build offline in seconds. Datasets that
   need a manual download raise `DataNotFoundError` saying what to download and where to put
-  it. The label index every protocol needs is computed and cached here too.
+  it. The label index every protocol needs is computed and cached here too. An already
+  prepared dataset returns at once, without importing TensorFlow.
 
   Example:
     >>> prepare("digits", data_dir="/tmp/tfds")  # doctest: +SKIP
@@ -58,6 +59,9 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   data_dir = default_data_dir(data_dir)
   tfds = _tfds()
   builder = _builder(entry, task_obj, data_dir)
+  if builder.is_prepared():
+    split_labels(name, task=task_name, data_dir=data_dir)
+    return os.fspath(builder.data_dir)
   if entry.manual:
     manual = os.fspath(manual_dir or os.path.join(data_dir, "downloads", "manual"))
     missing = [f for f in entry.manual_files if not os.path.exists(os.path.join(manual, f))]
@@ -74,15 +78,14 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   except Exception as e:  # pylint: disable=broad-except
     # tfds surfaces missing/partial files and failed downloads as many exception types
     # (TensorFlow's NotFoundError among them); say what failed and how to retry instead.
+    cause = (f"check the manual download: {entry.manual.replace('MANUAL_DIR', manual_dir)}"
+             if entry.manual else "tfds downloads public datasets and needs network access "
+             "to their host")
     raise DataNotFoundError(
-        f"preparing {name} failed ({type(e).__name__}: {str(e)[:500]}). Public datasets are "
-        f"downloaded by tfds and need network access to their host; an interrupted run "
-        f"leaves an incomplete.* directory under {data_dir}/{entry.tfds_name} to delete "
-        "before retrying") from e
-  for t in entry.tasks.values():
-    if t.config == task_obj.config:
-      split_labels(name, task=task_name, data_dir=data_dir)
-      break
+        f"preparing {name} failed ({type(e).__name__}: {str(e)[:500]}). {cause}. An "
+        f"interrupted run leaves an incomplete.* directory under "
+        f"{os.path.join(data_dir, entry.tfds_name)}; delete it before retrying") from e
+  split_labels(name, task=task_name, data_dir=data_dir)  # Caches the label index.
   return os.fspath(builder.data_dir)
 
 
