@@ -21,7 +21,7 @@ gradient (the transpose of `psum`/`all_gather` sums the devices' cotangents).
 from __future__ import annotations
 
 import dataclasses
-import math
+import inspect
 from typing import Callable
 
 import jax
@@ -68,7 +68,8 @@ LOSSES: dict[str, LossSpec] = {
     "weights_biased_softmax": LossSpec("weights_biased_softmax_loss",
                                        normalized_classifier=True),
     "stop_gradient_softmax": LossSpec("stop_gradient_softmax_loss", normalized_classifier=True),
-    "softmax_sgsl": LossSpec("softmax_sgsl_loss"),
+    # Returns (total, aux); the gate "SGSL joins once softmax < 3" is on the global batch.
+    "softmax_sgsl": LossSpec("softmax_sgsl_loss", coupling="axis_name"),
     "large_margin_softmax": LossSpec("large_margin_softmax_loss", anneal_lambda=True),
     "sphereface": LossSpec("sphereface_loss", normalized_classifier=True, anneal_lambda=True),
     "cosface": LossSpec("cosface_loss", normalized_classifier=True),
@@ -144,10 +145,21 @@ def _init_param(spec: LossSpec, rng, features, num_classes: int, num_proxies: in
   return value[:, 0, :] if spec.param == "single_proxies" else value
 
 
+def _check_kwargs(fn, kwargs: dict, field: str) -> None:
+  """Hyperparameters the loss does not take: an error before anything is traced."""
+  accepted = [p.name for p in inspect.signature(fn).parameters.values()
+              if p.kind == inspect.Parameter.KEYWORD_ONLY]
+  unknown = sorted(set(kwargs) - set(accepted))
+  if unknown:
+    raise ValueError(f"{field} has {unknown}, which dmlax.losses.{fn.__name__} does not take; "
+                     f"it takes {accepted}")
+
+
 def _term(spec: LossSpec, kwargs: dict, field: str):
   """`(features, labels, param, rng, axis_name, step) -> (loss, aux)` for one loss."""
   fn = getattr(dmlax_losses, spec.fn)
   kwargs = dict(kwargs)
+  _check_kwargs(fn, kwargs, field)
   uses_rng = spec.rng_kw == "key" or (spec.rng_kw == "rng" and
                                       kwargs.get("grouping") == "random")
 
@@ -175,35 +187,6 @@ def _term(spec: LossSpec, kwargs: dict, field: str):
   return call
 
 
-def _sgsl_gated(kwargs: dict, field: str):
-  """softmax + beta * SGSL with the gate decided on the global batch (SPEC.md section 3).
-
-  `softmax_sgsl_loss` gates SGSL on its own batch's softmax loss; under data parallelism that
-  batch is one device's share, and devices could disagree. The trainer therefore asks for both
-  parts (`start_below=inf`) and applies the gate to the mean softmax loss over all devices.
-  """
-  fn = dmlax_losses.softmax_sgsl_loss
-  kwargs = dict(kwargs)
-  start_below = kwargs.pop("start_below", 3.0)
-  beta = kwargs.get("beta", 1.0)
-
-  def call(features, labels, param, rng, axis_name, step):
-    del rng, step
-    try:
-      _, aux = fn(features, labels, param, start_below=math.inf, **kwargs)
-    except TypeError as e:
-      raise ValueError(f"{field} do not fit dmlax.losses.softmax_sgsl_loss: {e}") from e
-    softmax_part, sgsl_part = aux["softmax"], aux["sgsl"]
-    batch_softmax = jax.lax.stop_gradient(softmax_part)
-    if axis_name is not None:
-      batch_softmax = jax.lax.pmean(batch_softmax, axis_name)
-    active = (batch_softmax < start_below).astype(softmax_part.dtype)
-    total = softmax_part + beta * active * sgsl_part
-    return total, {"softmax": softmax_part, "sgsl": sgsl_part, "sgsl_active": active}
-
-  return call
-
-
 def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
                     steps_per_epoch: int) -> Objective:
   """The objective of `config.loss` for a `num_classes`-way training split.
@@ -220,10 +203,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
   cfg = config.loss
   main = _lookup(cfg.name, "config.loss.name")
   main_kwargs = cfg.kwargs.to_dict()
-  if cfg.name == "softmax_sgsl":
-    main_call = _sgsl_gated(main_kwargs, "config.loss.kwargs")
-  else:
-    main_call = _term(main, main_kwargs, "config.loss.kwargs")
+  main_call = _term(main, main_kwargs, "config.loss.kwargs")
   aux_spec = aux_call = None
   if cfg.aux_name:
     aux_spec = _lookup(cfg.aux_name, "config.loss.aux_name")
@@ -262,14 +242,15 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       loss, aux = jax.lax.cond(step < softmax_steps, first, second, None)
     else:
       loss, aux = main_call(features, labels, param, rng, axis_name, step)
-    aux = {f"{cfg.name}/{k}": v for k, v in aux.items()}
+    aux = {f"{cfg.name}/{k}": jnp.asarray(v, jnp.float32) for k, v in aux.items()}
     if aux_call is not None:
       aux_param = params.get("aux_" + aux_spec.param) if aux_spec.param else None
       extra, extra_aux = aux_call(features, labels, aux_param, jax.random.fold_in(rng, 1),
                                   axis_name, step)
       aux[f"{cfg.name}/main"] = loss
       aux[f"{cfg.aux_name}/loss"] = extra
-      aux.update({f"{cfg.aux_name}/{k}": v for k, v in extra_aux.items()})
+      aux.update({f"{cfg.aux_name}/{k}": jnp.asarray(v, jnp.float32)
+                  for k, v in extra_aux.items()})
       loss = loss + cfg.aux_weight * extra
     return loss, aux
 

@@ -1,0 +1,105 @@
+"""A run killed with SIGKILL at a random step, restarted, stopped by SIGTERM and resumed ends with
+exactly the parameters and metrics of an uninterrupted run."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import pytest
+
+from configs import quickstart
+from dmlax.train import checkpoints as checkpoints_lib
+from dmlax.train import loop
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 10
+CONFIG_ARG = "mpa,smoke"
+
+
+def _config():
+  config = quickstart.get_config(CONFIG_ARG)
+  config.num_train_steps = STEPS
+  config.checkpoint.every_steps = 1
+  config.log_every_steps = 5
+  return config
+
+
+def _launch(workdir):
+  cmd = [sys.executable, "-m", "experiments.train", f"--config=configs/quickstart.py:{CONFIG_ARG}",
+         f"--workdir={workdir}", f"--config.num_train_steps={STEPS}",
+         "--config.checkpoint.every_steps=1", "--config.log_every_steps=5"]
+  # The environment carries tests/conftest.py's 8 fake devices, as in this process.
+  return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def _wait_for_checkpoint(proc, directory, step, timeout=240):
+  path = os.path.join(directory, str(step))
+  deadline = time.time() + timeout
+  while not os.path.isdir(path):
+    if proc.poll() is not None:
+      out = proc.stdout.read()
+      pytest.fail(f"the run ended (rc {proc.returncode}) before checkpoint {step}:\n{out[-3000:]}")
+    if time.time() > deadline:
+      proc.kill()
+      pytest.fail(f"no checkpoint {step} after {timeout} s")
+    time.sleep(0.02)
+
+
+def _final_state(config, workdir):
+  info = loop._dataset_info(config)  # pylint: disable=protected-access
+  template = loop.build(config, info)["state"]
+  ckpt = checkpoints_lib.Checkpoints(workdir, keep=config.checkpoint.keep)
+  state, _, meta = ckpt.restore_latest(template)
+  ckpt.close()
+  return state, meta
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+  config = _config()
+  reference = loop.train_and_evaluate(config, str(tmp_path / "reference"))
+  assert reference["status"] == "done" and reference["steps"] == STEPS
+
+  workdir = str(tmp_path / "interrupted")
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  kill_at = random.Random().randint(2, 5)
+  print(f"SIGKILL after checkpoint {kill_at}")
+  proc = _launch(workdir)
+  _wait_for_checkpoint(proc, ckpt_dir, kill_at)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+  # Restarted: resumes from the latest complete checkpoint; SIGTERM two checkpoints later saves
+  # and exits cleanly.
+  proc = _launch(workdir)
+  resumed_from = max(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+  _wait_for_checkpoint(proc, ckpt_dir, resumed_from + 2)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out[-3000:]
+  assert "SIGTERM: saved step" in out, out[-3000:]
+  stopped_at = max(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+  assert stopped_at < STEPS, "SIGTERM arrived after the run had finished"
+  assert f"Restored step {resumed_from}" in out
+
+  resumed = loop.train_and_evaluate(config, workdir)
+  assert resumed["status"] == "done" and resumed["steps"] == STEPS
+  assert resumed["final"] == reference["final"]
+  assert resumed["best"] == reference["best"]
+  assert [h["step"] for h in resumed["history"]] == [h["step"] for h in reference["history"]]
+
+  state_ref, _ = _final_state(config, str(tmp_path / "reference"))
+  state_res, _ = _final_state(config, workdir)
+  assert int(state_res.step) == int(state_ref.step) == STEPS
+  chex.assert_trees_all_equal(jax.device_get(state_res.params), jax.device_get(state_ref.params))
+  chex.assert_trees_all_equal(jax.device_get(state_res.batch_stats),
+                              jax.device_get(state_ref.batch_stats))
+  chex.assert_trees_all_equal(jax.device_get(state_res.opt_state),
+                              jax.device_get(state_ref.opt_state))
