@@ -58,3 +58,39 @@ def test_bad_input():
   # silently clamped class.
   got = jax.jit(lambda y: losses.softmax_cross_entropy(z, y, reduction="none"))(jnp.array([0, 1, 2, 3]))
   assert np.isnan(np.asarray(got)[3]) and np.isfinite(np.asarray(got)[:3]).all()
+
+
+def np_normalized_softmax(x, y, w, temperature):
+  x, w = np.float64(x), np.float64(w)
+  logits = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
+  return np_smoothed_ce(logits / temperature, y, 0.0)
+
+
+def test_normalized_softmax_matches_numpy_reference():
+  rng = np.random.default_rng(2)
+  x = (rng.normal(size=(3, 8, 6)) * 10).astype(np.float32)
+  w = rng.normal(size=(6, 5)).astype(np.float32)
+  y = rng.integers(0, 5, size=(3, 8))
+  fn = jax.jit(lambda x, y: (
+      losses.normalized_softmax_loss(x[0], y[0], w, reduction="none"),
+      losses.normalized_softmax_loss(x[0], y[0], w, temperature=0.5, reduction="sum"),
+      jax.vmap(lambda x, y: losses.normalized_softmax_loss(x, y, w))(x, y),
+      jax.grad(lambda x: losses.normalized_softmax_loss(x, y[0], w))(x[0] * 0.0)))
+  per_example, total, batched, zero_grad = fn(x, y)
+  chex.assert_trees_all_close(per_example, np_normalized_softmax(x[0], y[0], w, 0.05),
+                              rtol=1e-5, atol=1e-5)
+  chex.assert_trees_all_close(total, np_normalized_softmax(x[0], y[0], w, 0.5).sum(), rtol=1e-5)
+  want = [np_normalized_softmax(xi, yi, w, 0.05).mean() for xi, yi in zip(x, y)]
+  chex.assert_trees_all_close(batched, np.array(want), rtol=1e-5)
+  chex.assert_tree_all_finite(zero_grad)  # all-zero features: x / max(||x||, eps), no NaN
+
+
+def test_normalized_softmax_bad_input():
+  x, w = jnp.zeros((4, 3)), jnp.ones((3, 5))
+  y = jnp.zeros((4,), jnp.int32)
+  with pytest.raises(ValueError, match="temperature"):
+    losses.normalized_softmax_loss(x, y, w, temperature=0.0)
+  with pytest.raises(ValueError, match="weights"):
+    losses.normalized_softmax_loss(x, y, w.T)
+  with pytest.raises(ValueError, match="labels"):
+    losses.normalized_softmax_loss(x, y.astype(jnp.float32), w)
