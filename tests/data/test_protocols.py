@@ -97,3 +97,15 @@ def test_unknown_names_raise():
     data.info("cub")
   with pytest.raises(ValueError, match="no task 'trial9'"):
     data.info("caltech256", task="trial9")
+
+
+def test_first_classes_and_digits_per_class_tasks():
+  raw = {"train": np.arange(30) % 10, "test": np.arange(20) % 10}
+  out = registry.REGISTRY["mnist"].tasks["first7"].make(raw)
+  assert data.info("mnist", task="first7").num_classes == 7
+  np.testing.assert_array_equal(np.bincount(out["train"].labels), [3] * 7)
+  np.testing.assert_array_equal(np.bincount(out["test"].labels), [2] * 7)
+  raw = {"train": np.repeat(np.arange(10), 40), "test": np.arange(10)}
+  sel = registry.REGISTRY["digits"].tasks["per_class30"].make(raw)
+  np.testing.assert_array_equal(np.bincount(sel["train"].labels), [30] * 10)
+  assert len(sel["test"]) == 10
