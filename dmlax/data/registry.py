@@ -15,9 +15,9 @@ their raw labels (`dmlax.data.protocols`) that yields the protocol's splits.
 | imagenet2012 | imagenet2012 (manual) | full; classes{100,200,500}, per_class{100,200,500} | train, test |
 | caltech256 | caltech256 (ours, manual) | trial0 (trial1, trial2): 60 per class train | train, test |
 | sun397 | sun397/standard-part{1,2,3}-120k | trial0 (trial1, trial2): 50 / 50 | train, test |
-| cifar10, cifar100, mnist, fashion_mnist | same | classification | train, test |
+| cifar10, cifar100, mnist, fashion_mnist | same | classification (cifar10, mnist also first5..first9) | train, test |
 | lfw | lfw_verification (ours, manual) | verification (6,000 pairs) | test |
-| digits | digits (ours, embedded) | classification; retrieval (0-4 / 5-9) | train, test |
+| digits | digits (ours, embedded) | classification; retrieval (0-4 / 5-9); per_class10, per_class30 | train, test |
 | multicenter | multicenter (ours, generated) | retrieval (0-9 / 10-19); classification | train, test |
 
 Example:
