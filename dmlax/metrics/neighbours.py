@@ -76,18 +76,22 @@ def block_sizes(num_queries, num_refs, k, block_size):
   return block_size, ref_block
 
 
-def _tile_topk(sims: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+def _tile_topk(sims: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
   """Exact top-k of each row of `sims` (rows, cols), ties to the lower column index."""
   rows, cols = sims.shape
-  if cols % _CHUNK or k * _CHUNK * 2 > cols:
+  # Halve the chunk until the k best chunks hold at most half the tile (a power of two divides
+  # the tile's columns, a multiple of _CHUNK).
+  while chunk > 1 and k * chunk * 2 > cols:
+    chunk //= 2
+  if chunk <= 1 or cols % chunk:
     return jax.lax.top_k(sims, k)
-  chunks = sims.reshape(rows, cols // _CHUNK, _CHUNK)
+  chunks = sims.reshape(rows, cols // chunk, chunk)
   _, best_chunks = jax.lax.top_k(jnp.max(chunks, axis=2), k)
   best_chunks = jnp.sort(best_chunks, axis=1)
   candidates = jnp.take_along_axis(chunks, best_chunks[:, :, None], axis=1)
-  values, pos = jax.lax.top_k(candidates.reshape(rows, k * _CHUNK), k)
-  chunk_of = jnp.take_along_axis(best_chunks, pos // _CHUNK, axis=1)
-  return values, chunk_of * _CHUNK + pos % _CHUNK
+  values, pos = jax.lax.top_k(candidates.reshape(rows, k * chunk), k)
+  chunk_of = jnp.take_along_axis(best_chunks, pos // chunk, axis=1)
+  return values, chunk_of * chunk + pos % chunk
 
 
 def _similarity(q, r, r_sq, metric):
@@ -100,15 +104,17 @@ def _similarity(q, r, r_sq, metric):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("k", "metric", "exclude_self", "block_size", "ref_block"))
-def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_size, ref_block):
+    jax.jit, static_argnames=("k", "metric", "exclude_self", "block_size", "ref_block", "chunk"))
+def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_size, ref_block,
+                 chunk=_CHUNK):
   """Top-k similarities and indices of every row of q against r, shapes (Nq, k).
 
   `query_ids` (Nq,) are the reference indices of the queries, excluded when `exclude_self`.
   `beat`, optional `(threshold, threshold_index, query_labels, reference_labels)`, also
   counts per query the references of another label that rank before the threshold
   (similarity above it, or equal with a lower index): the rank of a query's best positive
-  found in the same pass, whatever its depth. Returns `(values, indices, counts or None)`.
+  found in the same pass, whatever its depth. `chunk` sets the two-stage top-k (1: a plain
+  `lax.top_k` per tile). Returns `(values, indices, counts or None)`.
   """
   nq, d = q.shape
   nr = r.shape[0]
@@ -145,7 +151,7 @@ def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_s
             (sims == thr_b[:, None]) & (col_ids[None, :] < thr_idx_b[:, None]))
         count = count + jnp.sum(before & (r_lab_b[None, :] != q_lab_b[:, None]), axis=1,
                                 dtype=jnp.int32)
-      v, i = _tile_topk(sims, k)
+      v, i = _tile_topk(sims, k, chunk)
       v = jnp.concatenate([best_v, v], axis=1)
       i = jnp.concatenate([best_i, i + r0], axis=1)
       # Earlier blocks come first, so top_k's lower-position tie-break keeps the lower index.

@@ -1,0 +1,160 @@
+"""Times `dmlax.metrics.retrieval_metrics` (every metric, one blocked pass) at SOP scale.
+
+Beside it, in the same process and on the same embeddings:
+  * the matrix products alone: the same tiles of `embeddings @ embeddings.T`, each materialised
+    (an optimisation barrier keeps XLA from skipping any of it) and nothing else;
+  * faiss-cpu's exact `IndexFlatIP` search for the same number of neighbours (skipped with a
+    message when faiss is not installed; it is a benchmark-only extra, not a dependency);
+  * optionally (`--plain-topk`), the same blocked pass with a plain `lax.top_k` per tile.
+Peak memory is the rise of the process's peak resident set (VmHWM, reset before each
+candidate through /proc/self/clear_refs) over the resident set before it, and XLA's temporary
+buffers of the jitted pass.
+
+Full size (SOP's test split: 60,502 embeddings, 11,316 classes):
+  .venv/bin/python -m experiments.bench_retrieval --n 60502
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dmlax import metrics
+from dmlax.metrics import neighbours, retrieval
+from experiments.timing import block
+
+
+def sop_like(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Unit embeddings in classes of 2..12 items (mean about 5.3, as SOP's test split)."""
+  rng = np.random.default_rng(seed)
+  sizes = []
+  while sum(sizes) < n:
+    sizes.append(int(min(12, 2 + rng.poisson(3.3))))
+  sizes[-1] -= sum(sizes) - n
+  labels = np.repeat(np.arange(len(sizes)), sizes)
+  centres = rng.normal(size=(len(sizes), d)).astype(np.float32)
+  x = centres[labels] + 2.0 * rng.normal(size=(n, d)).astype(np.float32)
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  perm = rng.permutation(n)
+  return x[perm], labels[perm]
+
+
+def _status_kb(field: str) -> int:
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  raise KeyError(field)
+
+
+def measure(fn):
+  """(seconds, peak memory rise in bytes, result) of one call."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+  except OSError:
+    pass
+  base = _status_kb("VmRSS")
+  start = time.perf_counter()
+  out = block(fn())
+  seconds = time.perf_counter() - start
+  return seconds, (_status_kb("VmHWM") - base) * 1024, out
+
+
+@functools.partial(jax.jit, static_argnames=("block_size", "ref_block"))
+def matmuls_only(x, *, block_size, ref_block):
+  """The tiles of x @ x.T of the blocked pass, each materialised, nothing else."""
+  n, d = x.shape
+  nqb, nrb = -(-n // block_size), -(-n // ref_block)
+  qp = jnp.pad(x, ((0, nqb * block_size - n), (0, 0))).reshape(nqb, block_size, d)
+  rp = jnp.pad(x, ((0, nrb * ref_block - n), (0, 0))).reshape(nrb, ref_block, d)
+
+  def one_query_block(qb):
+    def one_ref_block(acc, rb):
+      tile = jax.lax.dot_general(qb, rb, (((1,), (1,)), ((), ())),
+                                 precision=jax.lax.Precision.HIGHEST)
+      return acc + jax.lax.optimization_barrier(tile)[0, 0], None
+    return jax.lax.scan(one_ref_block, jnp.float32(0), rp)[0]
+
+  return jax.lax.map(one_query_block, qp)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--n", type=int, default=6000, help="number of embeddings")
+  parser.add_argument("--d", type=int, default=512)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--plain-topk", action="store_true",
+                      help="also time the pass with a plain lax.top_k per tile")
+  args = parser.parse_args()
+
+  x, y = sop_like(args.n, args.d, args.seed)
+  xj = jnp.asarray(x)
+  counts = np.bincount(y)
+  depth = int(max(8, counts.max() - 1))
+  bq, br = neighbours.block_sizes(args.n, args.n, depth, None)
+  print(f"N={args.n} d={args.d} classes={counts.size} (sizes {counts.min()}..{counts.max()}, "
+        f"mean {counts.mean():.2f}) neighbours K={depth} tiles {bq}x{br} "
+        f"devices={jax.devices()}")
+
+  ids = jnp.arange(args.n, dtype=jnp.int32)
+  beat = (jnp.zeros(args.n), ids, jnp.asarray(y, jnp.int32), jnp.asarray(y, jnp.int32))
+  compiled = neighbours.blocked_topk.lower(
+      xj, xj, ids, beat, k=depth, metric="cosine", exclude_self=True, block_size=bq,
+      ref_block=br).compile()
+  temp = compiled.memory_analysis().temp_size_in_bytes
+  mm_temp = matmuls_only.lower(xj, block_size=bq, ref_block=br).compile()
+  mm_temp = mm_temp.memory_analysis().temp_size_in_bytes
+
+  candidates = {
+      "matrix products alone": lambda: matmuls_only(xj, block_size=bq, ref_block=br),
+      "retrieval_metrics (all metrics)": lambda: metrics.retrieval_metrics(
+          xj, y, ks=(1, 10, 100) if depth < 100 <= args.n - 1 else (1, 2, 4, 8)),
+  }
+  try:
+    import faiss  # pylint: disable=g-import-not-at-top
+
+    def faiss_search():
+      index = faiss.IndexFlatIP(args.d)
+      index.add(x)
+      return index.search(x, depth + 1)  # + 1: each query finds itself
+    candidates["faiss-cpu IndexFlatIP"] = faiss_search
+  except ImportError:
+    print("faiss is not installed (pip install faiss-cpu): skipping the faiss baseline")
+  if args.plain_topk:
+    def plain():
+      return neighbours.blocked_topk(xj, xj, ids, None, k=depth, metric="cosine",
+                                     exclude_self=True, block_size=bq, ref_block=br, chunk=1)
+    candidates["blocked plain lax.top_k"] = plain
+
+  # Warm-up at full size compiles every jitted function and faults pages in once.
+  for fn in candidates.values():
+    block(fn())
+  results = {name: measure(fn) for name, fn in candidates.items()}
+
+  base = results["matrix products alone"][0]
+  faiss_s = results.get("faiss-cpu IndexFlatIP", (None,))[0]
+  print(f"\n| candidate | seconds | x matmuls | x faiss | peak RSS rise (MB) |")
+  print("|---|---|---|---|---|")
+  for name, (sec, mem, _) in results.items():
+    vs_faiss = f"{sec / faiss_s:.2f}" if faiss_s else "-"
+    print(f"| {name} | {sec:.2f} | {sec / base:.2f} | {vs_faiss} | {mem / 2**20:.0f} |")
+  print(f"\nXLA temporary buffers: blocked pass {temp / 2**20:.0f} MB, "
+        f"matrix products {mm_temp / 2**20:.0f} MB; embeddings {x.nbytes / 2**20:.0f} MB")
+  scores = results["retrieval_metrics (all metrics)"][2]
+  print("metrics:", {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()})
+  if faiss_s:
+    # The same neighbours: faiss's list without each query itself, against ours.
+    _, faiss_idx = results["faiss-cpu IndexFlatIP"][2]
+    ours, _ = metrics.knn(xj, xj, k=depth, exclude_self=True)
+    faiss_idx = np.array([row[row != i][:depth] for i, row in enumerate(faiss_idx)])
+    print(f"neighbour lists equal to faiss's: {np.mean(np.asarray(ours) == faiss_idx):.6f}")
+
+
+if __name__ == "__main__":
+  main()
