@@ -1,2 +1,19 @@
+"""Evaluation metrics: exact retrieval on the accelerator, clustering, embedding statistics,
+classification and verification.
+
+Retrieval (`knn`, `retrieval_metrics`) runs jit-compiled blocked matrix products with an exact
+two-stage top-k; see `dmlax.metrics.neighbours` and `dmlax.metrics.retrieval`.
+"""
+
+from dmlax.metrics.classification import topk_error
+from dmlax.metrics.clustering import ami, nmi
+from dmlax.metrics.embedding_stats import (class_separability, feature_correlations,
+                                           fisher_scores, mean_class_angles)
 from dmlax.metrics.neighbours import knn
 from dmlax.metrics.retrieval import retrieval_metrics
+from dmlax.metrics.verification import verification_accuracy
+
+__all__ = [
+    "knn", "retrieval_metrics", "nmi", "ami", "class_separability", "fisher_scores",
+    "feature_correlations", "mean_class_angles", "topk_error", "verification_accuracy",
+]
