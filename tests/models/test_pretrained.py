@@ -164,3 +164,12 @@ def test_unknown_name_and_format(tmp_path):
   bad.write_bytes(b"0")
   with pytest.raises(ValueError, match="unsupported weights file"):
     models.load_pretrained("resnet18", bad)
+
+
+def test_convert_weights_script_writes_a_loadable_checkpoint(tmp_path):
+  from experiments import convert_weights  # pylint: disable=g-import-not-at-top
+  backbone, path = _converted_resnet18(tmp_path)
+  out = tmp_path / "out" / "r18_flax.npz"
+  assert convert_weights.main(["--model", "resnet18", "--input", str(path),
+                               "--output", str(out)]) == 0
+  chex.assert_trees_all_equal(models.load_pretrained("resnet18", out), backbone)
