@@ -39,6 +39,9 @@ class Shape:
 SHAPES: dict[str, Shape] = {
     "imagenet": Shape(batch=256, dim=2048, num_classes=1000),
     "small": Shape(batch=32, dim=256, num_classes=100),
+    # Issue 3: the MPA paper's CUB setting and SOP's (K = 10 / 2 proxies per class).
+    "mpa_cub": Shape(batch=180, dim=512, num_classes=100),
+    "sop": Shape(batch=32, dim=512, num_classes=11318),
 }
 
 
@@ -138,6 +141,18 @@ def softmax_sgsl_plain(features, labels, weights):
 # The registry: name -> case group. Groups are measured in this order.
 CASE_GROUPS: dict[str, Callable[[argparse.Namespace], list[Case]]] = {
     "softmax_family": softmax_family_cases,
+    "proxy_pair_margin": lambda args: _proxy_module().cases(args),
+}
+
+
+def _proxy_module():
+  from experiments import bench_proxy_losses  # imports this module: import lazily
+  return bench_proxy_losses
+
+
+# Extra tables printed (and written to --out) after the main one when their group runs.
+EXTRA_TABLES: dict[str, Callable[[argparse.Namespace], str]] = {
+    "proxy_pair_margin": lambda args: _proxy_module().pml_table(args),  # vs pytorch-metric-learning
 }
 
 
@@ -221,6 +236,11 @@ def main(argv=None) -> int:
             f"{os.cpu_count()} CPUs; median of {args.rounds} interleaved rounds x {args.inner} calls")
   print(header)
   print(table)
+  for group, extra in EXTRA_TABLES.items():
+    if group in args.groups:
+      text = extra(args)
+      print("\n" + text)
+      table += "\n\n" + text
   missed = [r["loss"] for r in rows if r["target"] is not None and r["time_ratio"] > r["target"]]
   if missed:
     print(f"targets missed: {missed}")

@@ -345,3 +345,28 @@ def test_initializers_match_reference_distributions():
   assert b.min() >= -bound and b.max() <= bound
   np.testing.assert_allclose(b.std(), bound / np.sqrt(3), rtol=0.02)
   assert losses.proxy_anchor_init(key, (3, 2, 4), jnp.bfloat16).dtype == jnp.bfloat16
+
+
+def test_in_map_parameter_gradients_after_pmean_equal_one_device():
+  """The data-parallel step's convention: grad inside the map, then pmean over the axis.
+
+  For the replicated proxies this gives the single-device gradient under both drivers. (For the
+  per-device embeddings pmap's in-map gradient is the global one times the device count, and
+  shard_map's is exact; after backprop into replicated backbone weights and the pmean both again
+  give the single-device gradient.)
+  """
+  n_dev = 8
+  x, y, w = _problem(11, b=16, c=10, k=3, d=8, classes=[0, 1, 2, 4, 7])
+  expected = jax.jit(jax.grad(losses.mpa_loss, argnums=2))(x, y, w)
+
+  def per_device(a, b, p):
+    g = jax.grad(lambda p: losses.mpa_loss(a, b, p, axis_name="batch"))(p)
+    return jax.lax.pmean(g, "batch")
+
+  by_pmap = jax.pmap(per_device, axis_name="batch", in_axes=(0, 0, None))(
+      x.reshape(n_dev, -1, x.shape[1]), y.reshape(n_dev, -1), w)[0]
+  mesh = Mesh(np.array(jax.devices()[:n_dev]), ("batch",))
+  by_shard_map = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P("batch"), P()),
+                                       out_specs=P()))(x, y, w)
+  chex.assert_trees_all_close(by_pmap, expected, rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(by_shard_map, expected, rtol=1e-4, atol=1e-6)
