@@ -7,14 +7,13 @@
   build_optimizer, schedule_fn          optax optimisers, groups and schedules (optimizers.py)
   train_step, make_driver               the per-device step; pmap/shard_map/single drivers (step.py)
   Checkpoints                           orbax latest-N + best checkpoints (checkpoints.py)
-  evaluate                              retrieval metrics / top-1 error of a state (evaluate.py)
+  evaluate.evaluate                     retrieval metrics / top-1 error of a state (evaluate.py)
 
 Import cost: `dmlax.train` pulls in clu (and through it TensorFlow's summary writer) only when
 `train_and_evaluate` runs.
 """
 
 from dmlax.train.checkpoints import Checkpoints
-from dmlax.train.evaluate import evaluate
 from dmlax.train.objectives import build_objective
 from dmlax.train.optimizers import build_optimizer
 from dmlax.train.optimizers import schedule_fn
