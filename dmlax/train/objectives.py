@@ -176,6 +176,8 @@ def _term(spec: LossSpec, kwargs: dict, field: str):
       labels = jax.lax.all_gather(labels, axis_name, tiled=True)
     args = (features, labels) if spec.param is None else (
         (features @ param, labels) if spec.on_logits else (features, labels, param))
+    if spec.param == "radius":  # ring_loss(features, radius) takes no labels
+      args = (features, param)
     try:
       out = fn(*args, **kw)
     except TypeError as e:
