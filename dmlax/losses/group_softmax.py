@@ -72,33 +72,30 @@ def _nesting_ranges(dim: int, coarse: int, fine: int) -> list[tuple[int, int]]:
 # permutation of the input rows plus zero padding rows, so each input row is read exactly once.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _take(a: jax.Array, take: jax.Array, inverse: jax.Array, padded: bool, axis: int) -> jax.Array:
-  """``concat([a, 0], axis)[take]`` along `axis`; `inverse[n]` is the flat slot of entry n."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _take_rows(a: jax.Array, take: jax.Array, inverse: jax.Array, padded: bool) -> jax.Array:
+  """``concat([a, 0])[take]`` for (N, K) `a`; `inverse[n]` is the slot that holds row n."""
   if padded:
-    pad_shape = list(a.shape)
-    pad_shape[axis] = 1
-    a = jnp.concatenate([a, jnp.zeros(pad_shape, a.dtype)], axis=axis)
-  return jnp.take(a, take, axis=axis, mode="clip")
+    a = jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)], axis=0)
+  return jnp.take(a, take, axis=0, mode="clip")
 
 
-def _take_fwd(a, take, inverse, padded, axis):
-  return _take(a, take, inverse, padded, axis), inverse
+def _take_rows_fwd(a, take, inverse, padded):
+  return _take_rows(a, take, inverse, padded), inverse
 
 
-def _take_bwd(padded, axis, inverse, g):
+def _take_rows_bwd(padded, inverse, g):
   del padded
-  # g holds one entry per slot; padding slots are simply never read.
-  return jnp.take(g, inverse, axis=axis, mode="clip"), None, None
+  # g holds one row per slot; padding slots are simply never read.
+  return jnp.take(g, inverse, axis=0, mode="clip"), None, None
 
 
-_take.defvjp(_take_fwd, _take_bwd)
+_take_rows.defvjp(_take_rows_fwd, _take_rows_bwd)
 
 
-def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int,
-             axis: int) -> jax.Array:
-  """Splits `axis` (length D) of `a` into (G, S) blocks of the sorted order `perm` (None:
-  identity order); padding slots hold zeros."""
+def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int) -> jax.Array:
+  """(D, K) rows -> (G, S, K) blocks of the sorted order `perm` (None: identity order); padding
+  slots hold zeros."""
   sizes = group_sizes(dim, num_groups)
   if perm is None and sizes.min() == sizes.max():
     slot_shape = (num_groups, dim // num_groups)
@@ -113,9 +110,9 @@ def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int,
     take = perm_ext[slot_pos.reshape(-1)]
     # Feature -> flat slot, for the gradient.
     inverse = jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(flat_slot))
-    a = _take(a, take, inverse, padded, axis)
+    a = _take_rows(a, take, inverse, padded)
     slot_shape = slot_pos.shape
-  return a.reshape(a.shape[:axis] + slot_shape + a.shape[axis + 1:])
+  return a.reshape(slot_shape + a.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -237,8 +234,10 @@ def _group_logits(features, weights, bias, perm, groups):
     if g == 1:
       z = jnp.matmul(features, weights, preferred_element_type=jnp.float32)[None]
     else:
-      z = jnp.einsum("bgs,gsc->gbc", _blocked(features, perm, dim, g, axis=1),
-                     _blocked(weights, perm, dim, g, axis=0), preferred_element_type=jnp.float32)
+      # Rows of x.T and of W are gathered alike (contiguous row copies); the (G, S, B) lhs feeds
+      # the batched dot without the transposes a (B, G, S) column gather costs on CPU.
+      z = jnp.einsum("gsb,gsc->gbc", _blocked(features.T, perm, dim, g),
+                     _blocked(weights, perm, dim, g), preferred_element_type=jnp.float32)
     if bias is not None:
       share = jnp.asarray(group_sizes(dim, g) / dim, jnp.float32)
       z = z + share[:, None, None] * bias.astype(jnp.float32)[None, None, :]
