@@ -61,16 +61,23 @@ class Metric:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-  """A paper's claim checked on our numbers: `better` beats `worse` on `metric` (mean over
-  seeds), or, with `trend`, the metric moves monotonically in the direction given along `rows`.
+  """A paper's claim, checked on our seed means of `metric` over `cells` ((row, col) pairs).
+
+  `relation`: "<" or ">" (the first cell's mean below / above the second's), "increasing" or
+  "decreasing" (strictly monotone along the cells), or "within:<tol>" (the two means differ by
+  less than `tol`).
   """
   text: str
   metric: str
-  better: str | None = None
-  worse: str | None = None
-  trend: tuple[str, ...] = ()
-  increasing: bool = True
-  col: str | None = None
+  cells: tuple[tuple[str, str], ...]
+  relation: str
+
+  def __post_init__(self):
+    ok = self.relation in ("<", ">", "increasing", "decreasing") or (
+        self.relation.startswith("within:"))
+    if not ok:
+      raise ValueError(f"Claim.relation {self.relation!r}: expected <, >, increasing, "
+                       "decreasing or within:<tol>")
 
 
 @dataclasses.dataclass(frozen=True)
