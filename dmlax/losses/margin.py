@@ -120,7 +120,7 @@ def large_margin_softmax_loss(
     lam: ArrayLike = 0.0,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""Large-margin softmax (L-Softmax), Liu et al., ICML 2016, eqs. 5-6.
+  r"""Large-margin softmax (L-Softmax), Liu et al., ICML 2016.
 
   .. math::
     f_{y_i} = \lVert W_{y_i}\rVert \lVert x_i\rVert
@@ -165,7 +165,7 @@ def sphereface_loss(
     lam: ArrayLike = 0.0,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""SphereFace / A-Softmax, Liu et al., CVPR 2017, eq. 7: L-Softmax with normalised weights.
+  r"""SphereFace / A-Softmax, Liu et al., CVPR 2017: L-Softmax with normalised weights.
 
   .. math::
     f_{y_i} = \lVert x_i\rVert \frac{\lambda\cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},
@@ -201,7 +201,7 @@ def cosface_loss(
     scale: float = 64.0,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""CosFace / AM-Softmax, Wang et al., CVPR 2018, eq. 4.
+  r"""CosFace / AM-Softmax, Wang et al., CVPR 2018.
 
   .. math:: f_{y_i} = s(\cos\theta_{y_i} - m),\qquad f_j = s\cos\theta_j
 
@@ -227,7 +227,7 @@ def arcface_loss(
     scale: float = 64.0,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""ArcFace / additive angular margin, Deng et al., CVPR 2019, eq. 3.
+  r"""ArcFace / additive angular margin, Deng et al., CVPR 2019.
 
   .. math:: f_{y_i} = s\cos(\theta_{y_i} + m),\qquad f_j = s\cos\theta_j
 
@@ -264,7 +264,7 @@ def sigsoftmax_loss(
     bias: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""SigSoftmax cross-entropy, Kanai et al., NeurIPS 2018, eq. 12.
+  r"""SigSoftmax cross-entropy, Kanai et al., NeurIPS 2018.
 
   .. math::
     p_c = \frac{e^{z_c}\sigma(z_c)}{\sum_j e^{z_j}\sigma(z_j)},\qquad
@@ -340,7 +340,7 @@ def virtual_softmax_loss(
     bias: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""Virtual Softmax, Chen, Deng and Shen, NeurIPS 2018, eq. 5: one extra virtual class.
+  r"""Virtual Softmax, Chen, Deng and Shen, NeurIPS 2018: one extra virtual class.
 
   .. math::
     \ell_i = -\log \frac{e^{W_{y_i}^\top x_i}}

@@ -166,7 +166,7 @@ def multi_similarity_loss(
     base: float = 0.5,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""Multi-similarity loss (Wang et al., CVPR 2019, eq. 11) without pair mining.
+  r"""Multi-similarity loss (Wang et al., CVPR 2019) without pair mining.
 
   .. math::
     \ell_i = \frac1\alpha \log\Bigl(1 + \sum_{j \in P_i} e^{-\alpha (s_{ij} - \lambda)}\Bigr)

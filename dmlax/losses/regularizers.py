@@ -8,7 +8,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.losses import checks
-from dmlax.losses.normalization import l2_normalize
+from dmlax.losses.normalization import inverse_norm
 
 # SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the
 # gradient stays finite when two centres coincide.
@@ -44,7 +44,7 @@ def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
 
   with :math:`\hat w` the L2-normalised proxies: the sum of distances between same-class centres,
   which pulls them together. Qian et al., "SoftTriple Loss: Deep Metric Learning Without Triplet
-  Sampling" (ICCV 2019), eq. 11; Kim et al.'s MPA paper eq. 3. Matches the reference code
+  Sampling" (ICCV 2019); Saeki et al.'s MPA paper eq. 3. Matches the reference code
   idstcv/SoftTriple (including its 1e-5 and the divisor ``C K (K - 1)``).
   pytorch-metric-learning's ``SparseCentersRegularizer`` adds ``finfo(dtype).tiny`` instead of
   1e-5 and clamps ``2 cos`` at 2; the values differ by ~1e-5 / (2 distance) per pair. With
@@ -62,13 +62,16 @@ def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
     Array(0.70710856, dtype=float32)
   """
   check_multi_proxies(proxies)
-  return normalized_proxy_regularizer(l2_normalize(jnp.asarray(proxies), axis=-1))
+  w = jnp.asarray(proxies)
+  w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+  return regularizer_from_norms(w, inverse_norm(w, axis=-1)[..., 0])
 
 
-def normalized_proxy_regularizer(w: jax.Array) -> jax.Array:
-  """`proxy_regularizer` of already L2-normalised (C, K, D) proxies (no checks).
+def regularizer_from_norms(w: jax.Array, inv_norms: jax.Array) -> jax.Array:
+  """`proxy_regularizer` of raw (C, K, D) proxies and their (C, K) inverse norms (no checks).
 
-  The losses normalise the proxies once and share them between similarity and regulariser.
+  Cosines are raw dot products scaled by the inverse norms, so no normalised (C, K, D) copy is
+  made; the losses share the inverse norms with their similarity.
   """
   num_classes, k, _ = w.shape
   if k == 1:
@@ -77,9 +80,10 @@ def normalized_proxy_regularizer(w: jax.Array) -> jax.Array:
   if len(t) <= 3:
     # Few pairs: elementwise products of static slices (measured faster on CPU at K = 2 than a
     # batched matmul of C tiny (K, K) blocks).
-    cos = jnp.stack([jnp.sum(w[:, i] * w[:, j], axis=-1) for i, j in zip(t, s)], axis=1)
+    dots = jnp.stack([jnp.sum(w[:, i] * w[:, j], axis=-1) for i, j in zip(t, s)], axis=1)
   else:
-    cos = jnp.einsum("ckd,cld->ckl", w, w)[:, t, s]
+    dots = jnp.einsum("ckd,cld->ckl", w, w)[:, t, s]
+  cos = dots * inv_norms[:, t] * inv_norms[:, s]
   return jnp.sum(jnp.sqrt(2.0 + PROXY_REG_EPS - 2.0 * cos)) / (num_classes * k * (k - 1))
 
 
@@ -94,8 +98,8 @@ def center_loss(
 
   .. math:: \ell_i = \tfrac12 \lVert x_i - c_{y_i} \rVert_2^2
 
-  Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition" (ECCV 2016),
-  eq. 2; ``reduction="mean"`` divides the sum by the batch size, as the loss value of their
+  Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition" (ECCV 2016);
+  ``reduction="mean"`` divides the sum by the batch size, as the loss value of their
   Caffe layer does. Deliberate difference: the paper updates
   the centres with its own rule ``c_j -= alpha * sum_{i: y_i=j}(c_j - x_i) / (1 + n_j)``; here the
   centres are ordinary parameters that receive the gradient of this loss, which is
@@ -139,7 +143,7 @@ def ring_loss(
   .. math:: \ell_i = \tfrac{\lambda}{2} (\lVert x_i \rVert_2 - R)^2
 
   Zheng, Pal and Savvides, "Ring loss: Convex Feature Normalization for Face Recognition"
-  (CVPR 2018), eq. 2 (``reduction="mean"`` gives their ``lambda / (2m) sum_i``). `radius` is a
+  (CVPR 2018) (``reduction="mean"`` gives their ``lambda / (2m) sum_i``). `radius` is a
   learnable scalar parameter (the paper initialises it to the mean feature norm). The norm is
   computed as ``sqrt(max(||x||^2, 1e-24))`` so an all-zero feature has a finite gradient.
 
