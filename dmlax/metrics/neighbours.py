@@ -76,22 +76,38 @@ def block_sizes(num_queries, num_refs, k, block_size):
   return block_size, ref_block
 
 
-def _tile_topk(sims: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
-  """Exact top-k of each row of `sims` (rows, cols), ties to the lower column index."""
+def _tile_topk(sims: jax.Array, k: int, chunk: int, invalid,
+               num_valid) -> tuple[jax.Array, jax.Array]:
+  """Exact top-k of each row of a tile `sims` (rows, cols), ties to the lower column index.
+
+  `invalid(cols)` is True where a (row, tile column) pair is not a candidate: the query itself
+  or a padding column; the first `num_valid` columns are not padding. Masking the whole tile would make XLA write it out once more, so the
+  chunk maxima are taken over the raw tile and the masks applied to the gathered candidates
+  only. At most two chunks per row hold an invalid entry that is not in an all-padding chunk
+  (the query's own chunk and the one partly padded chunk), so their raw maxima can push at most
+  two chunks down the ranking: the k + 2 best raw chunks contain the k best valid ones.
+  """
   rows, cols = sims.shape
-  # Halve the chunk until the k best chunks hold at most half the tile (a power of two divides
+  extra = 2
+  # Halve the chunk until the chosen chunks hold at most half the tile (a power of two divides
   # the tile's columns, a multiple of _CHUNK).
-  while chunk > 1 and k * chunk * 2 > cols:
+  while chunk > 1 and (k + extra) * chunk * 2 > cols:
     chunk //= 2
   if chunk <= 1 or cols % chunk:
-    return jax.lax.top_k(sims, k)
-  chunks = sims.reshape(rows, cols // chunk, chunk)
-  _, best_chunks = jax.lax.top_k(jnp.max(chunks, axis=2), k)
-  best_chunks = jnp.sort(best_chunks, axis=1)
-  candidates = jnp.take_along_axis(chunks, best_chunks[:, :, None], axis=1)
-  values, pos = jax.lax.top_k(candidates.reshape(rows, k * chunk), k)
-  chunk_of = jnp.take_along_axis(best_chunks, pos // chunk, axis=1)
-  return values, chunk_of * chunk + pos % chunk
+    cols_all = jnp.broadcast_to(jnp.arange(cols, dtype=jnp.int32), (rows, cols))
+    return jax.lax.top_k(jnp.where(invalid(cols_all), -jnp.inf, sims), k)
+  num_chunks = cols // chunk
+  chunks = sims.reshape(rows, num_chunks, chunk)
+  starts = jnp.arange(num_chunks, dtype=jnp.int32) * chunk
+  # Padding columns come last: a chunk starting at or past `num_valid` is all padding.
+  keys = jnp.where(starts[None, :] >= num_valid, -jnp.inf, jnp.max(chunks, axis=2))
+  _, best = jax.lax.top_k(keys, k + extra)
+  best = jnp.sort(best, axis=1)
+  candidates = jnp.take_along_axis(chunks, best[:, :, None], axis=1)
+  cand_cols = (best[:, :, None] * chunk + jnp.arange(chunk, dtype=jnp.int32)).reshape(rows, -1)
+  candidates = jnp.where(invalid(cand_cols), -jnp.inf, candidates.reshape(rows, -1))
+  values, pos = jax.lax.top_k(candidates, k)
+  return values, jnp.take_along_axis(cand_cols, pos, axis=1)
 
 
 def _similarity(q, r, r_sq, metric):
@@ -142,16 +158,20 @@ def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_s
       rb, rsq, r_lab_b, r0 = xs
       col_ids = r0 + jnp.arange(ref_block)
       sims = _similarity(qb, rb, rsq, metric)
-      invalid = (col_ids >= nr)[None, :]
-      if exclude_self:
-        invalid = invalid | (row_ids[:, None] == col_ids[None, :])
-      sims = jnp.where(invalid, -jnp.inf, sims)
+
+      def invalid(cols):
+        bad = cols + r0 >= nr
+        if exclude_self:
+          bad = bad | (cols + r0 == row_ids[:, None])
+        return bad
+
       if beat is not None:
+        # Other-label references only: the query itself shares its label.
         before = (sims > thr_b[:, None]) | (
             (sims == thr_b[:, None]) & (col_ids[None, :] < thr_idx_b[:, None]))
-        count = count + jnp.sum(before & (r_lab_b[None, :] != q_lab_b[:, None]), axis=1,
-                                dtype=jnp.int32)
-      v, i = _tile_topk(sims, k, chunk)
+        before = before & (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < nr)[None, :]
+        count = count + jnp.sum(before, axis=1, dtype=jnp.int32)
+      v, i = _tile_topk(sims, k, chunk, invalid, nr - r0)
       v = jnp.concatenate([best_v, v], axis=1)
       i = jnp.concatenate([best_i, i + r0], axis=1)
       # Earlier blocks come first, so top_k's lower-position tie-break keeps the lower index.

@@ -3,10 +3,10 @@
 One jitted pass over tiles of the similarity matrix (`neighbours.blocked_topk`) yields, per
 query, its K nearest references, K = max(max(ks), largest R), R being the number of
 same-label references of the query (itself excluded): enough for Recall/Precision/nDCG/MAP at
-every k and for MAP@R and R-precision. The same pass counts the references of another label that
-rank before the query's best positive, so the reciprocal rank is exact at any depth. The best
-positive itself comes from a small gather of each query's own class (O(N * class size * D)),
-done before the pass.
+every k and for MAP@R and R-precision. The reciprocal rank is exact at any depth: for the
+queries with no positive among their K neighbours (every positive ranks past K), a second pass
+over just those queries counts the other-label references ranked before their best positive,
+itself found by a gather of each such query's own class (O(class size * D) per query).
 """
 
 from __future__ import annotations
@@ -105,6 +105,26 @@ def _scores(indices, before, ref_labels, query_labels, num_relevant, *, ks):
   return out
 
 
+def _rank_of_best_positive(q, r, query_ids, q_labels, ref_labels, class_size, *, metric,
+                           self_mode) -> np.ndarray:
+  """Number of other-label references ranked before each query's best positive."""
+  order = np.argsort(ref_labels, kind="stable").astype(np.int32)
+  starts = np.searchsorted(ref_labels[order], q_labels).astype(np.int32)
+  counts = class_size[q_labels].astype(np.int32)
+  width = int(counts.max())
+  gather_block = int(max(1, min(1024, _GATHER_ENTRIES // (width * q.shape[1]))))
+  best, best_index = _best_positive(
+      q, r, jnp.asarray(order), jnp.asarray(starts), jnp.asarray(counts),
+      jnp.asarray(query_ids), width=width, block=min(gather_block, len(query_ids)),
+      metric=metric, exclude_self=self_mode)
+  bq, br = block_sizes(len(query_ids), r.shape[0], 1, None)
+  _, _, before = blocked_topk(
+      q, r, jnp.asarray(query_ids), (best, best_index, jnp.asarray(q_labels),
+                                     jnp.asarray(ref_labels)),
+      k=1, metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
+  return np.asarray(before)
+
+
 def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
                       ks: Sequence[int] = (1, 2, 4, 8),
                       query_embeddings: ArrayLike | None = None,
@@ -191,20 +211,19 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
   q = prepare(embeddings if self_mode else query_embeddings, metric, jnp.asarray(kept))
   q_labels = query_dense[kept]
 
-  order = np.argsort(ref_dense, kind="stable").astype(np.int32)
-  starts = np.searchsorted(ref_dense[order], q_labels).astype(np.int32)
-  counts = class_size[q_labels].astype(np.int32)
-  width = int(counts.max())
-  gather_block = int(max(1, min(1024, _GATHER_ENTRIES // (width * q.shape[1]))))
-  best, best_index = _best_positive(
-      q, r, jnp.asarray(order), jnp.asarray(starts), jnp.asarray(counts), jnp.asarray(kept),
-      width=width, block=min(gather_block, kept.size), metric=metric, exclude_self=self_mode)
-
   ref_labels = jnp.asarray(ref_dense)
-  q_labels = jnp.asarray(q_labels)
   bq, br = block_sizes(kept.size, num_refs, depth, None)
-  _, indices, before = blocked_topk(
-      q, r, jnp.asarray(kept), (best, best_index, q_labels, ref_labels), k=depth, metric=metric,
-      exclude_self=self_mode, block_size=bq, ref_block=br)
-  scores = _scores(indices, before, ref_labels, q_labels, jnp.asarray(relevant[kept]), ks=ks)
+  _, indices, _ = blocked_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
+                               exclude_self=self_mode, block_size=bq, ref_block=br)
+  # Queries with no positive among their K neighbours: the rank of their first positive comes
+  # from a second pass over just them, counting the other-label references ranked before their
+  # best positive (found by a gather of their own class).
+  missed = np.nonzero(~np.any(ref_dense[np.asarray(indices)] == q_labels[:, None], axis=1))[0]
+  before = np.zeros(kept.size, np.int32)
+  if missed.size:
+    before[missed] = _rank_of_best_positive(
+        q[jnp.asarray(missed)], r, kept[missed], q_labels[missed], ref_dense, class_size,
+        metric=metric, self_mode=self_mode)
+  scores = _scores(indices, jnp.asarray(before), ref_labels, jnp.asarray(q_labels),
+                   jnp.asarray(relevant[kept]), ks=ks)
   return {**{name: float(scores[name]) for name in names}, **result}
