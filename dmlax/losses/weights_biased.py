@@ -120,15 +120,23 @@ def weights_biased_softmax_loss(
   valid = checks.label_guard(labels, num_classes)
   x = jnp.asarray(features)
   labels = jnp.asarray(labels)
-  w = normalization.l2_normalize(jnp.asarray(weights), axis=0)  # float32 or wider
-  s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+  weights = jnp.asarray(weights)
+  inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), float32 or wider
+  w = weights.astype(inv_norm.dtype) * inv_norm
   if alpha == 0:
-    logits = s
+    logits = jnp.matmul(x, w, preferred_element_type=jnp.float32)
   else:
     if batch <= num_classes:
-      w_y = jnp.take(w, labels, axis=1, mode="clip")  # (D, B)
-      g = jnp.einsum("db,dc->bc", w_y, w)
+      # Gather the raw columns into a materialised (D, B) array (row-wise reads of W), then
+      # scale by their norms. Fused with the normalisation and the matmul, XLA gathers in (B, D)
+      # order instead: a strided read of W that costs more than the matmul on CPU.
+      raw_y = jax.lax.optimization_barrier(jnp.take_along_axis(
+          weights, jnp.broadcast_to(labels[None, :], (dim, batch)), axis=1, mode="clip"))
+      w_y = raw_y.astype(w.dtype) * jnp.take(inv_norm[0], labels, mode="clip")[None, :]
+      s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+      g = jnp.einsum("db,dc->bc", w_y, w, preferred_element_type=jnp.float32)
     else:
+      s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
       g = jnp.take(w.T @ w, labels, axis=0, mode="clip")
     target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
     s_y = jnp.sum(jnp.where(target_mask, s, 0.0), axis=1, keepdims=True)
