@@ -38,7 +38,7 @@ def sop_like(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   sizes[-1] -= sum(sizes) - n
   labels = np.repeat(np.arange(len(sizes)), sizes)
   centres = rng.normal(size=(len(sizes), d)).astype(np.float32)
-  x = centres[labels] + 2.0 * rng.normal(size=(n, d)).astype(np.float32)
+  x = centres[labels] + 2.2 * rng.normal(size=(n, d)).astype(np.float32)
   x /= np.linalg.norm(x, axis=1, keepdims=True)
   perm = rng.permutation(n)
   return x[perm], labels[perm]

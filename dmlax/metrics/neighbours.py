@@ -129,7 +129,7 @@ def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_s
   `beat`, optional `(threshold, threshold_index, query_labels, reference_labels)`, also
   counts per query the references of another label that rank before the threshold
   (similarity above it, or equal with a lower index): the rank of a query's best positive
-  found in the same pass, whatever its depth. `chunk` sets the two-stage top-k (1: a plain
+  found in the same pass, whatever its depth (with k=0, only that). `chunk` sets the two-stage top-k (1: a plain
   `lax.top_k` per tile). Returns `(values, indices, counts or None)`.
   """
   nq, d = q.shape
@@ -171,6 +171,8 @@ def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_s
             (sims == thr_b[:, None]) & (col_ids[None, :] < thr_idx_b[:, None]))
         before = before & (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < nr)[None, :]
         count = count + jnp.sum(before, axis=1, dtype=jnp.int32)
+      if k == 0:
+        return (best_v, best_i, count), None
       v, i = _tile_topk(sims, k, chunk, invalid, nr - r0)
       v = jnp.concatenate([best_v, v], axis=1)
       i = jnp.concatenate([best_i, i + r0], axis=1)
@@ -187,7 +189,8 @@ def blocked_topk(q, r, query_ids, beat=None, *, k, metric, exclude_self, block_s
 
   v, i, count = jax.lax.map(one_query_block, (qp, ids, beat_q))
   count = count.reshape(-1)[:nq] if beat is not None else None
-  return v.reshape(-1, k)[:nq], i.reshape(-1, k)[:nq], count
+  v, i = v.reshape(nqb * block_size, k), i.reshape(nqb * block_size, k)
+  return v[:nq], i[:nq], count
 
 
 def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cosine",

@@ -121,7 +121,7 @@ def _rank_of_best_positive(q, r, query_ids, q_labels, ref_labels, class_size, *,
   _, _, before = blocked_topk(
       q, r, jnp.asarray(query_ids), (best, best_index, jnp.asarray(q_labels),
                                      jnp.asarray(ref_labels)),
-      k=1, metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
+      k=0, metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
   return np.asarray(before)
 
 
