@@ -102,8 +102,8 @@ def test_reductions():
   chex.assert_trees_all_close(_reductions(x, y, w, b), (want.mean(), want.sum()), rtol=2e-5)
 
 
-@pytest.mark.parametrize("dim", [12, 10])
-def test_prefixed_and_random_modes(dim):
+def test_prefixed_and_random_modes():
+  dim = 10  # not divisible by 4: the padded layout with a non-identity (random) order
   x, y, w, b = draw(1, dim=dim)
   fn = jax.jit(lambda x, y, w, b, key: (
       losses.group_softmax_loss(x, y, w, b, grouping="prefixed", reduction="none"),
