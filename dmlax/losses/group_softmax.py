@@ -296,6 +296,8 @@ def group_softmax_loss(
     rng: PRNG key, required for grouping="random".
     axis_name: mapped axis of the global batch (pmap / shard_map): scores and the mean reduction
       are over the global batch.
+      Inside ``jax.shard_map``, ``jax.grad`` of the value is the global-batch gradient; inside
+      ``jax.pmap`` it is that times the device count (psum transposes to psum there).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:

@@ -190,6 +190,8 @@ def softmax_sgsl_loss(
     start_below: SGSL is added only when the (global-)batch softmax loss is below this.
     axis_name: mapped axis of the global batch (pmap / shard_map): both means and the gate are
       over the global batch.
+      Inside ``jax.shard_map``, ``jax.grad`` of the value is the global-batch gradient; inside
+      ``jax.pmap`` it is that times the device count (psum transposes to psum there).
 
   Returns:
     ``(total, aux)``: the scalar total, and ``aux = {"softmax": ..., "sgsl": ...,
