@@ -4,11 +4,14 @@ multi-similarity.
 Embeddings are L2-normalised inside, as pytorch-metric-learning's default distances do
 (``LpDistance`` / ``CosineSimilarity`` with ``normalize_embeddings=True``). Distances are Euclidean,
 ``d = sqrt(max(2 - 2 cos, 0))`` from the Gram matrix (no (B, B, D) tensor), with a square root whose
-gradient is 0 (not inf) at distance 0. The batch-all and semi-hard triplet losses form a (B, B, B)
-tensor: 0.8 GB at B = 600 in float32; use "hard" mining for larger batches.
+gradient is 0 (not inf) at distance 0. The semi-hard, soft batch-all and small-batch (B < 128)
+batch-all triplet losses form a (B, B, B) tensor (0.8 GB at B = 600 in float32); the hinge
+batch-all loss at B >= 128 sorts instead (O(B^2 log B)).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +51,31 @@ def _mean_nonzero(values: jax.Array, mask: jax.Array) -> jax.Array:
   values = jnp.where(mask, values, 0.0)
   count = jnp.sum(values > 0)
   return jnp.sum(values) / jnp.maximum(count, 1).astype(values.dtype)
+
+
+# From this batch size on, the hinge batch-all loss sorts each anchor's negative distances instead
+# of forming (B, B, B) violations (measured: 3x faster at B = 180, 2x slower at B = 64 on CPU).
+_SORTED_BATCH_ALL_MIN = 128
+
+
+def _batch_all_sorted(d, pos, neg, margin):
+  """Batch-all hinge triplet loss (mean over violating triplets) in O(B^2 log B).
+
+  For an anchor a and positive p the violating negatives are those with d(a, n) < d(a, p) + m;
+  with a's negative distances sorted, their count c is a search and their sum a prefix sum, so
+  sum_n [d(a, p) - d(a, n) + m]_+ = c (d(a, p) + m) - prefix_c. Same value and gradient as the
+  dense form (the count is piecewise constant).
+  """
+  sorted_neg = jnp.sort(jnp.where(neg, d, jnp.inf), axis=1)
+  prefix = jnp.cumsum(jnp.where(jnp.isfinite(sorted_neg), sorted_neg, 0.0), axis=1)
+  threshold = d + margin
+  count = jax.vmap(functools.partial(jnp.searchsorted, side="left", method="scan_unrolled"))(
+      sorted_neg, threshold)
+  violating_sum = jnp.where(
+      count > 0, jnp.take_along_axis(prefix, jnp.maximum(count - 1, 0), axis=1), 0.0)
+  total = jnp.sum(jnp.where(pos, count * threshold - violating_sum, 0.0))
+  num_violating = jnp.sum(jnp.where(pos, count, 0))
+  return total / jnp.maximum(num_violating, 1).astype(total.dtype)
 
 
 def triplet_margin_loss(
@@ -104,6 +132,8 @@ def triplet_margin_loss(
   pos, neg = _pair_masks(labels)
   fn = jax.nn.softplus if soft else jax.nn.relu
   if mining == "all":
+    if not soft and d.shape[0] >= _SORTED_BATCH_ALL_MIN:
+      return _batch_all_sorted(d, pos, neg, margin)
     violation = d[:, :, None] - d[:, None, :] + margin
     valid = pos[:, :, None] & neg[:, None, :]
     return _mean_nonzero(fn(violation), valid)
