@@ -29,7 +29,7 @@ from experiments import timing
 
 # (backbone, batch size, the paper that trains it at that batch size)
 CASES = (
-    ("resnet18", 256, "ImageNet reference batch (torchvision)"),
+    ("resnet18", 256, "torchvision ImageNet recipe"),
     ("resnet50", 256, "GSL (supp. B.1)"),
     ("resnet50", 64, "SGSL"),
     ("resnext50_32x4d", 256, "GSL (supp. B.1)"),
@@ -72,13 +72,13 @@ def main(argv=None) -> int:
   dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
   wanted = None if args.models is None else set(args.models.split(","))
   cases = []
-  for name, batch, source in CASES:
+  for name, paper_batch, source in CASES:
     if wanted is not None and name not in wanted:
       continue
-    batch = args.batch or batch
+    batch = args.batch or paper_batch
     if any(c[0] == name and c[1] == batch for c in cases):
       continue  # --batch can make two cases identical
-    cases.append((name, batch, source))
+    cases.append((name, batch, f"{paper_batch} ({source})"))
   if not cases:
     print(f"no case selected; backbones: {sorted({c[0] for c in CASES})}", file=sys.stderr)
     return 2
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
       f"Device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s); "
       f"{args.size}x{args.size}, {args.dtype} compute, median of {args.rounds} rounds.",
       "",
-      "| backbone | batch | batch from | images/s | time/image vs resnet50 | XLA temp MB "
+      "| backbone | batch | papers' batch | images/s | time/image vs resnet50 | XLA temp MB "
       "| params MB |",
       "|---|---|---|---|---|---|---|",
   ]
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     name, batch, source, temp, param_bytes = info[key]
     ratio = "" if baseline is None else f"{per_image[key] / baseline:.2f}"
     temp_mb = "n/a" if temp is None else f"{temp / 2**20:.0f}"
-    lines.append(f"| {name} | {batch} | {source} | {batch / seconds[key]:.1f} | {ratio} | "
+    lines.append(f"| {name} | {batch} | {source} | {batch / seconds[key]:.3g} | {ratio} | "
                  f"{temp_mb} | {param_bytes / 2**20:.0f} |")
   table = "\n".join(lines)
   print(table)
