@@ -5,17 +5,20 @@ references in column blocks, and a running top-k is merged block by block, so me
 by one (block_size, reference_block) tile whatever the number of items.
 
 Selection inside a tile is a two-stage exact top-k. A plain `lax.top_k` over every similarity
-costs about as much as the matrix product on a CPU. Instead each row of the tile is cut into
-chunks of `_CHUNK` columns; the k chunks with the largest maxima hold the k largest entries
-(proof below), so the exact top-k needs `lax.top_k` over the chunk maxima and then over just
-k * _CHUNK gathered candidates.
+is a sort on a CPU and costs a large fraction of the matrix product. Instead each row of the
+tile is cut into chunks of `_CHUNK` consecutive columns; the k chunks with the largest maxima
+hold the k largest entries (proof below), so the exact top-k needs `lax.top_k` over the chunk
+maxima and then over just k * _CHUNK gathered candidates.
 
 Why the k best chunks suffice, ties included: let e be one of the row's k best entries (ties
 broken by the lower index) and suppose its chunk is not among the k chunks chosen by
 (maximum, then lower chunk index). Each chosen chunk's maximum is either larger than e, or equal
 to it and in a chunk of lower index, so in either case it ranks before e: k entries rank before
 e, a contradiction. The chosen chunks are re-sorted by index before the final selection so that
-`lax.top_k`'s lower-position tie-break is the lower-global-index tie-break.
+`lax.top_k`'s lower-position tie-break is the lower-global-index tie-break. The maxima are taken
+over the raw tile (masking it first would cost another pass over it), and the query itself and
+padding are masked in the candidates; k + 2 chunks are chosen to make room for the (at most two)
+chunks whose raw maximum is one of those (see `_tile_topk`).
 """
 
 from __future__ import annotations
