@@ -66,53 +66,67 @@ def make_plots(name: str, summary: dict, plots_dir: str) -> list[tuple[str, str]
   from experiments import plots
   out = []
 
-  def add(caption, fn, *args, file, **kwargs):
+  def add(caption, fn, args, *, file, **kwargs):
+    """Draws `fn(*args(), out=..., **kwargs)`; a failure is reported, not raised."""
     path = os.path.join(plots_dir, file)
     try:
-      fn(*args, out=path, **kwargs)
+      fn(*args(), out=path, **kwargs)
       out.append((caption, path))
     except Exception as e:  # pylint: disable=broad-except
       out.append((f"{caption}: NOT DRAWN ({type(e).__name__}: {e})", ""))
 
   wd = lambda r, c: _workdir(summary, r, c)
   if name == "gsl/cpu_scarce":
-    runs = [wd("softmax", "per_class10"), wd("type2", "per_class10")]
+    runs = lambda: ([wd("softmax", "per_class10"), wd("type2", "per_class10")],
+                    ["softmax", "type-II"])
     add("GSL Fig. 3 analogue: t-SNE of test features, softmax vs type-II (10 images a class)",
-        plots.tsne, runs, ["softmax", "type-II"], file="gsl_tsne.png")
+        plots.tsne, runs, file="gsl_tsne.png")
     add("GSL Fig. 4 analogue: Fisher scores and correlations of the 64 feature components",
-        plots.fisher, runs, ["softmax", "type-II"], file="gsl_fisher.png")
+        plots.fisher, runs, file="gsl_fisher.png")
   elif name == "wsoftmax/cpu_alpha":
-    rows = ["softmax", "alpha0", "alpha1", "alpha3"]
+    rows = ["softmax", "alpha0", "alpha1", "alpha1.5"]
     add("W-Softmax Fig. 5 analogue: per-class mean angles, train and test",
-        plots.angles, [wd(r, "digits_m64") for r in rows], rows, file="wsoftmax_angles.png")
-    add("Mean class angle (test) against alpha", plots.sweep, summary,
+        plots.angles, lambda: ([wd(r, "digits_m64") for r in rows], rows),
+        file="wsoftmax_angles.png")
+    add("Mean class angle (test) against alpha", plots.sweep, lambda: (summary,),
         metric="Mean class angle (deg)", file="wsoftmax_angle_vs_alpha.png", logx=False)
-    add("Accuracy against alpha", plots.sweep, summary, metric="Accuracy (%)",
+    add("Accuracy against alpha", plots.sweep, lambda: (summary,), metric="Accuracy (%)",
         file="wsoftmax_accuracy_vs_alpha.png", logx=False)
   elif name == "wsoftmax/cpu_width":
     add("W-Softmax Fig. 4 analogue: accuracy against the width M (dashed: M_min = 9)",
-        plots.sweep, summary, metric="Accuracy (%)", vline=9, file="wsoftmax_width.png")
+        plots.sweep, lambda: (summary,), metric="Accuracy (%)", vline=9,
+        file="wsoftmax_width.png")
   elif name == "sgsl/cpu_heldout":
     add("SGSL Fig. 3 analogue: 3-d features of held-out digits 5-9, softmax vs softmax + SGSL",
-        plots.features3d, [wd("softmax", "digits_d3"), wd("softmax_sgsl", "digits_d3")],
-        ["softmax", "softmax + SGSL"], file="sgsl_features3d.png")
+        plots.features3d, lambda: ([wd("softmax", "digits_d3"), wd("softmax_sgsl", "digits_d3")],
+                                   ["softmax", "softmax + SGSL"]), file="sgsl_features3d.png")
   elif name == "mpa/cpu_multicenter":
     add("MPA Figs. 2-3 analogue: Recall@1 against the number of proxies K (3 modes a class)",
-        plots.sweep, summary, metric="R@1", vline=3, file="mpa_recall_vs_k.png", logx=False)
+        plots.sweep, lambda: (summary,), metric="R@1", vline=3, file="mpa_recall_vs_k.png",
+        logx=False)
   return out
 
 
 def run(*, seeds: int, root: str, jobs: int, command: str, doc: str = DOC,
-        plots_dir: str = PLOTS, tables=SUITE) -> int:
-  """Runs the suite and writes `doc`; returns 0."""
+        plots_dir: str = PLOTS, tables=SUITE, smoke: bool = False) -> int:
+  """Runs the suite and writes `doc`; returns 0.
+
+  With `smoke` (a check of this machinery: 2 steps per cell), the report and plots go to
+  `root` instead of docs/.
+  """
   from experiments import reproduce
+  if smoke:
+    doc, plots_dir = os.path.join(root, "results_cpu.md"), os.path.join(root, "plots")
   start = time.time()
+  load_before = _load()
   sections = []
   held, total = 0, 0
+  pool = reproduce.make_pool(jobs)
   for name in tables:
     table = reproduce.load_table(name)
     t0 = time.time()
-    summary = reproduce.run_table(name, seeds=seeds, root=root, jobs=jobs)
+    summary = reproduce.run_table(name, seeds=seeds, root=root, jobs=jobs, smoke=smoke,
+                                  pool=pool)
     reproduce.write_table_report(table, summary, os.path.join(root, name, "results.md"),
                                  command)
     lines = [f"## {name}", "", (table_doc(name)), "",
@@ -131,12 +145,16 @@ def run(*, seeds: int, root: str, jobs: int, command: str, doc: str = DOC,
       else:
         lines += [f"*{caption}*", ""]
     sections.append("\n".join(lines))
+  if pool is not None:
+    pool.shutdown()
   wall = time.time() - start
   header = [
       "# CPU suite: small analogues of the four papers' claims", "",
+      *(["**SMOKE RUN (2 steps a cell): a check of the machinery, not results.**", ""]
+        if smoke else []),
       f"Command: `{command}`", "",
-      f"Machine: {reproduce.machine()}; load average before the run "
-      f"{_load()}.", "",
+      f"Machine: {reproduce.machine()}; load average (1/5/15 min) {load_before} before the "
+      f"run, {_load()} after; {jobs} training process(es).", "",
       f"Finished {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
       f"{wall / 60:.1f} min for {len(tables)} tables, {seeds} seeds per cell "
       f"(runs shared between tables are trained once).", "",

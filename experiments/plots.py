@@ -138,8 +138,7 @@ def angles(workdirs, labels=None, *, out: str) -> str:
       w = run.loss_params.get("classifier")
       if w is None:
         raise ValueError(f"{run.workdir}: the loss owns no classifier; angles need one")
-      a = np.asarray(metrics.mean_class_angles(feats, y, w), np.float64)
-      a = np.degrees(a) if np.nanmax(a) <= math.pi + 1e-6 else a
+      a = np.degrees(np.asarray(metrics.mean_class_angles(feats, y, w), np.float64))
       ax.bar(np.arange(len(a)) + i * width, a, width, label=f"{name} ({np.nanmean(a):.1f})")
     ax.set_title(f"{split} split")
     ax.set_xlabel("class")

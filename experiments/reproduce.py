@@ -3,7 +3,7 @@ r"""Reproduces a paper's table: runs its rows, aggregates seeds, writes ours bes
     python -m experiments.reproduce --table gsl/table1a --seeds 3
     python -m experiments.reproduce --table mpa/table7 --rows k1,k8 --seeds 3 --workdir runs
     python -m experiments.reproduce --table sgsl/table4 --smoke      # every cell, 2 CPU steps
-    python -m experiments.reproduce --suite cpu                      # docs/results_cpu.md
+    python -m experiments.reproduce --suite cpu --jobs 2             # docs/results_cpu.md
     python -m experiments.reproduce --list
 
 Each cell (row, column, seed) is `configs/<paper>/<table>.py:row=..,col=..,seed=..` trained by
@@ -126,9 +126,9 @@ def extra_metrics(table, workdir: str) -> dict[str, float]:
     for split, key in ((run.info.eval_split, "mean_class_angle"),
                        (run.info.train_split, "mean_class_angle_train")):
       feats, labels = run.embed(split)
-      angles = np.asarray(dmlax_metrics.mean_class_angles(feats, labels, w), np.float64)
-      if np.nanmax(angles) <= math.pi + 1e-6:  # radians -> degrees, as the paper plots them
-        angles = np.degrees(angles)
+      # Radians -> degrees, as the paper plots them.
+      angles = np.degrees(np.asarray(dmlax_metrics.mean_class_angles(feats, labels, w),
+                                     np.float64))
       out[key] = float(np.nanmean(angles))
       out[key + "_per_class"] = angles.tolist()
   if "csc" in keys:  # SGSL eq. 9 on the evaluation split
@@ -179,8 +179,16 @@ def _worker_init():
   logging.set_verbosity(logging.WARNING)
 
 
+def make_pool(jobs: int):
+  """`jobs` spawned training processes (None for jobs <= 1), reusable across tables."""
+  if jobs <= 1:
+    return None
+  return concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+
+
 def run_table(table_name: str, *, rows=None, cols=None, seeds: int = 1, root: str,
-              smoke: bool = False, jobs: int = 1) -> dict[str, Any]:
+              smoke: bool = False, jobs: int = 1, pool=None) -> dict[str, Any]:
   """Runs every requested cell; returns the summary (per-seed numbers and aggregates)."""
   table = load_table(table_name)
   cells = table.cells(rows, cols)
@@ -189,13 +197,21 @@ def run_table(table_name: str, *, rows=None, cols=None, seeds: int = 1, root: st
              if (r, c) not in runnable}
   tasks = [(table_name, r, c, s, root, smoke) for r, c in runnable for s in range(seeds)]
   start = time.time()
-  if jobs > 1 and len(tasks) > 1:
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx,
-                                                initializer=_worker_init) as pool:
-      runs = list(pool.map(_run_task, tasks))
+  own_pool = pool is None and jobs > 1 and len(tasks) > 1
+  if own_pool:
+    pool = make_pool(jobs)
+  runs = []
+  if pool is not None:
+    futures = [pool.submit(_run_task, t) for t in tasks]
+    for i, f in enumerate(futures):
+      runs.append(f.result())
+      _progress(i + 1, len(tasks), runs[-1], table_name, start)
+    if own_pool:
+      pool.shutdown()
   else:
-    runs = [_run_task(t) for t in tasks]
+    for i, t in enumerate(tasks):
+      runs.append(_run_task(t))
+      _progress(i + 1, len(tasks), runs[-1], table_name, start)
   summary = {"table": table_name, "seeds": seeds, "smoke": smoke, "runs": runs,
              "skipped": skipped, "wall_time_s": time.time() - start,
              "cells": aggregate(table, runnable, runs)}
@@ -204,6 +220,13 @@ def run_table(table_name: str, *, rows=None, cols=None, seeds: int = 1, root: st
 
 def _run_task(task):
   return run_cell(*task)
+
+
+def _progress(i, n, run, table_name, start):
+  print(f"[{time.strftime('%H:%M:%S')}] {table_name} {i}/{n}: {run['row']}/{run['col']} "
+        f"seed{run['seed']} {run['wall_time_s']:.0f} s train; "
+        + ", ".join(f"{k} {v:.2f}" for k, v in run["metrics"].items())
+        + f" ({time.time() - start:.0f} s so far)", flush=True)
 
 
 def aggregate(table, cells, runs) -> list[dict[str, Any]]:
@@ -294,7 +317,8 @@ def main(argv=None) -> int:
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   from absl import logging
   from dmlax.train import loop
-  logging.set_verbosity(logging.INFO)
+  # A single table logs the trainer's progress; the suite prints one line per run instead.
+  logging.set_verbosity(logging.WARNING if args.suite else logging.INFO)
   loop.quiet_library_logs()
   command = "python -m experiments.reproduce " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
@@ -305,8 +329,12 @@ def main(argv=None) -> int:
     return 0
   if args.suite == "cpu":
     from experiments import cpu_suite
+    tables = tuple(args.table.split(",")) if args.table else cpu_suite.SUITE
+    unknown = set(tables) - set(cpu_suite.SUITE)
+    if unknown:
+      parser.error(f"--suite cpu --table takes suite tables {cpu_suite.SUITE}; got {unknown}")
     return cpu_suite.run(seeds=args.seeds or 3, root=args.workdir, jobs=args.jobs,
-                         command=command)
+                         command=command, tables=tables, smoke=args.smoke)
   if not args.table:
     parser.error("give --table <paper>/<table>, --suite cpu or --list")
   table = load_table(args.table)

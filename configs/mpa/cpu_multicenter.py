@@ -6,7 +6,7 @@ several local centres, judged by Recall@1, nDCG@k and MAP@R. Here: `multicenter`
 32x32 images (shown at 16x16 px) whose every class is a union of 3 distinct visual modes;
 train on classes 0-9, retrieve among classes 10-19; small_cnn with cubic GeM and a 64-d
 embedding; AdamW lr 1e-3 backbone, 1e-2 proxies and embedding (the paper's 1e-4 is for a
-pretrained backbone; this one trains from scratch), halved every 100 steps; batch 60, 300
+pretrained backbone; this one trains from scratch), halved every 100 steps; batch 40, 200
 steps; K = 3 proxies; alpha 32, delta 0.1, gamma 0.1, tau 0.2 (SoftTriple: lambda 20,
 delta 0.01). Rows mpa_k1, mpa_k6: MPA with K proxies (MPA Figs. 2-3 in small).
 
@@ -37,9 +37,9 @@ def _base():
   c.loss.num_proxies = K
   c.loss.kwargs = ml_collections.ConfigDict(
       {"alpha": 32.0, "gamma": 0.1, "margin": 0.1, "tau": 0.2})
-  c.batch_size = 60
+  c.batch_size = 40
   c.num_epochs = 0.0
-  c.num_train_steps = 300
+  c.num_train_steps = 200
   c.steps_per_epoch = 10
   c.optimizer.name = "adamw"
   c.optimizer.lr = 1e-3
