@@ -65,7 +65,7 @@ def _config(case):
     c.loss[k] = v
   c.optimizer.name = "sgd"
   c.optimizer.lr = 0.05
-  c.optimizer.head_lr = 0.5
+  c.optimizer.head_lr = 0.1
   c.optimizer.weight_decay = 1e-4
   return c
 
