@@ -85,11 +85,14 @@ def _atoms(config):
   return {("dataset", d["dataset"]["name"], d["dataset"]["task"] == "retrieval"),
           ("sampler", d["dataset"]["sampler"]), ("loss", loss["name"]),
           ("aux", loss["aux_name"]), ("multi_proxy", loss["num_proxies"] > 1),
-          ("grouping", loss["kwargs"].get("grouping")), ("soft", loss["aux_kwargs"].get("soft")),
+          ("grouping", {"prefixed": "discriminative"}.get(loss["kwargs"].get("grouping"),
+                                                            loss["kwargs"].get("grouping"))), ("soft", loss["aux_kwargs"].get("soft")),
           ("softmax_first", bool(loss["softmax_epochs"])), ("frozen_bn", d["model"]["frozen_bn"]),
           ("dropout", bool(head.get("feature_dropout"))), ("l2", bool(head.get("l2_normalize"))),
           ("bn_neck", bool(head.get("bn_neck"))), ("extra_bn_relu", bool(head.get("extra_bn_relu"))),
-          ("pooling", head.get("pooling")), ("optimizer", d["optimizer"]["name"]),
+          ("pooling", head.get("pooling")),
+          # adam and adamw, "prefixed" and "discriminative" grouping share their code paths.
+          ("optimizer", d["optimizer"]["name"].replace("adamw", "adam")),
           ("schedule", d["schedule"]["name"])}
 
 
