@@ -56,7 +56,7 @@ def check_claim(claim, summary) -> tuple[bool, str]:
 
 def _workdir(summary, row, col, seed=0):
   for run in summary["runs"]:
-    if run["row"] == row and run["col"] == col and run["seed"] == seed:
+    if run["row"] == row and run["col"] == col and run["seed"] == seed and run["workdir"]:
       return run["workdir"]
   raise KeyError(f"{summary['table']}: no run {row}/{col}/seed{seed}")
 

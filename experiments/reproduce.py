@@ -219,10 +219,20 @@ def run_table(table_name: str, *, rows=None, cols=None, seeds: int = 1, root: st
 
 
 def _run_task(task):
-  return run_cell(*task)
+  """run_cell, with a failure recorded (and reported) instead of ending the whole table."""
+  try:
+    return run_cell(*task)
+  except Exception as e:  # pylint: disable=broad-except
+    name, row, col, seed = task[:4]
+    return {"row": row, "col": col, "seed": seed, "workdir": "", "metrics": {}, "raw": {},
+            "wall_time_s": 0.0, "steps": 0, "error": f"{type(e).__name__}: {e}"}
 
 
 def _progress(i, n, run, table_name, start):
+  if run.get("error"):
+    print(f"[{time.strftime('%H:%M:%S')}] {table_name} {i}/{n}: {run['row']}/{run['col']} "
+          f"seed{run['seed']} FAILED: {run['error']}", flush=True)
+    return
   print(f"[{time.strftime('%H:%M:%S')}] {table_name} {i}/{n}: {run['row']}/{run['col']} "
         f"seed{run['seed']} {run['wall_time_s']:.0f} s train; "
         + ", ".join(f"{k} {v:.2f}" for k, v in run["metrics"].items())
@@ -233,7 +243,7 @@ def aggregate(table, cells, runs) -> list[dict[str, Any]]:
   """Mean ± sample std over seeds of every metric of every cell."""
   out = []
   for r, c in cells:
-    mine = [run for run in runs if run["row"] == r and run["col"] == c]
+    mine = [run for run in runs if run["row"] == r and run["col"] == c and not run.get("error")]
     entry = {"row": r, "col": c, "n": len(mine), "x": table.x_of(r, c), "metrics": {}}
     for i, m in enumerate(table.metrics):
       vals = np.array([run["metrics"][m.name] for run in mine], np.float64)
@@ -271,6 +281,9 @@ def markdown_table(table, summary) -> str:
     lines.append("| " + " | ".join(line) + " |")
   for cell, why in summary["skipped"].items():
     lines.append(f"\nNot run: `{cell}`: {why}.")
+  for run in summary["runs"]:
+    if run.get("error"):
+      lines.append(f"\nFAILED: `{run['row']}/{run['col']}` seed {run['seed']}: {run['error']}")
   return "\n".join(lines)
 
 
