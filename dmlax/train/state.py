@@ -7,6 +7,7 @@ from typing import Any
 import flax
 from flax.training import train_state
 import jax
+import numpy as np
 
 
 class TrainState(train_state.TrainState):
@@ -22,6 +23,19 @@ class TrainState(train_state.TrainState):
     ...                           batch_stats=variables.get("batch_stats", {}))
   """
   batch_stats: Any = None
+
+  @classmethod
+  def create(cls, *, apply_fn, params, tx, **kwargs) -> "TrainState":
+    """`flax`'s `create` with `step` a strongly typed int32 zero.
+
+    flax starts from the Python int 0, which JAX places as a weakly typed int32 that stays weak
+    through every jitted step, while a checkpoint restores `step` as a plain int32. The two trace
+    to different programs (different HLO modules and compilation-cache keys), so a resumed run
+    would not run the very program of an uninterrupted one; a strong int32 from the start keeps
+    them identical.
+    """
+    state = super().create(apply_fn=apply_fn, params=params, tx=tx, **kwargs)
+    return state.replace(step=np.zeros((), np.int32))
 
   def to_checkpoint(self) -> dict:
     """The arrays of the state as nested dicts (step, params, batch_stats, opt_state)."""

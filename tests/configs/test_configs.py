@@ -125,6 +125,10 @@ def _shared_compilation_cache(tmp_path_factory):
   yield
   jax.config.update("jax_compilation_cache_dir", before[0])
   jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+  # JAX opens the cache once per process and keeps reading it after the directory option is
+  # reset: drop it, so that later tests in this xdist worker compile as a fresh process does.
+  from jax.experimental.compilation_cache import compilation_cache
+  compilation_cache.reset_cache()
 
 
 @pytest.mark.parametrize("name,row,col", _smoke_cases())
