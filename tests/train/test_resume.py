@@ -1,6 +1,7 @@
 """A run killed with SIGKILL at a random step, restarted, stopped by SIGTERM and resumed ends with
 exactly the parameters and metrics of an uninterrupted run."""
 
+import hashlib
 import os
 import random
 import signal
@@ -52,6 +53,19 @@ def _wait_for_checkpoint(proc, directory, step, timeout=240):
     time.sleep(0.02)
 
 
+def _sources():
+  """Digest of every source file the runs import (this process and the subprocesses)."""
+  digests = {}
+  for top in ("dmlax", "configs", "experiments"):
+    for root, _, files in os.walk(os.path.join(REPO, top)):
+      for name in sorted(files):
+        if name.endswith(".py"):
+          path = os.path.join(root, name)
+          with open(path, "rb") as f:
+            digests[os.path.relpath(path, REPO)] = hashlib.sha256(f.read()).hexdigest()
+  return digests
+
+
 def _final_checkpoint(workdir):
   """The arrays of the latest checkpoint, as saved (no model needs building)."""
   manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
@@ -64,6 +78,7 @@ def _final_checkpoint(workdir):
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+  sources = _sources()
   config = _config()
   reference = loop.train_and_evaluate(config, str(tmp_path / "reference"))
   assert reference["status"] == "done" and reference["steps"] == STEPS
@@ -93,6 +108,13 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
   assert f"Restored step {resumed_from}" in out
 
   resumed = loop.train_and_evaluate(config, workdir)
+  # The subprocesses import the working tree as it is when they start; an edit to it meanwhile
+  # (a shared tree) changes float rounding, which is not what this test is about.
+  now = _sources()
+  changed = sorted(k for k in set(sources) | set(now) if sources.get(k) != now.get(k))
+  if changed:
+    pytest.fail(f"source files changed while the test ran, so the runs did not run the same "
+                f"code; rerun it on a quiet tree: {changed}")
   assert resumed["status"] == "done" and resumed["steps"] == STEPS
   assert resumed["final"] == reference["final"]
   assert resumed["best"] == reference["best"]
