@@ -15,6 +15,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs import common
+from configs import paper_tables
 
 DATASETS = {
     # name: (batch size, epochs, K, ks of the table)
@@ -85,3 +86,24 @@ def metrics(ks, ndcg_ks):
 
 HARDWARE = ("GPU (the paper does not name it); BN-Inception at 224 px, batch 180 (CUB) fits one "
             "16 GB GPU; ~2k (CUB) to ~190k (SOP) steps")
+
+
+PROXY_COUNTS = (1, 4, 8, 12, 16)
+
+
+def proxy_count_table(name: str, dataset: str, reported: dict) -> paper_tables.Table:
+  """Tables 7-8 (Figs. 2-3): R@1 and nDCG@{2,4,8} of MPA against K proxies per class on
+  `dataset`; `reported` maps K to the paper's four numbers."""
+  return paper_tables.Table(
+      name=name,
+      base=lambda: retrieval(dataset),
+      metrics=(paper_tables.Metric("R@1", "recall@1"),
+               *(paper_tables.Metric(f"nDCG@{k}", f"ndcg@{k}") for k in (2, 4, 8))),
+      rows={f"k{k}": {"loss.name": "mpa", "loss.num_proxies": k} for k in PROXY_COUNTS},
+      cols={dataset: {}},
+      reported={(f"k{k}", dataset): vals for k, vals in reported.items()},
+      x={f"k{k}": k for k in PROXY_COUNTS},
+      x_label="K",
+      hardware=HARDWARE,
+      default_row="k8",
+  )

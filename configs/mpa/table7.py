@@ -19,10 +19,8 @@ Recipe as Table 4 (configs/mpa/recipes.py) with the MPA loss and K proxies per c
 Hardware: one GPU (not named in the paper).
 """
 
-from configs import paper_tables
 from configs.mpa import recipes
 
-KS = (1, 4, 8, 12, 16)
 _REPORTED = {
     1: ('68.4', '66.7', '64.0', '60.9'),
     4: ('69.0', '67.2', '64.5', '61.2'),
@@ -31,19 +29,7 @@ _REPORTED = {
     16: ('67.6', '66.1', '63.5', '60.2'),
 }
 
-TABLE = paper_tables.Table(
-    name="mpa/table7",
-    base=lambda: recipes.retrieval('cub200'),
-    metrics=(paper_tables.Metric("R@1", "recall@1"),
-             *(paper_tables.Metric(f"nDCG@{k}", f"ndcg@{k}") for k in (2, 4, 8))),
-    rows={f"k{k}": {"loss.name": "mpa", "loss.num_proxies": k} for k in KS},
-    cols={'cub200': {}},
-    reported={(f"k{k}", 'cub200'): vals for k, vals in _REPORTED.items()},
-    x={f"k{k}": k for k in KS},
-    x_label="K",
-    hardware=recipes.HARDWARE,
-    default_row="k8",
-)
+TABLE = recipes.proxy_count_table("mpa/table7", "cub200", _REPORTED)
 
 
 def get_config(arg=None):

@@ -19,10 +19,8 @@ Recipe as Table 5 (configs/mpa/recipes.py) with the MPA loss and K proxies per c
 Hardware: one GPU (not named in the paper).
 """
 
-from configs import paper_tables
 from configs.mpa import recipes
 
-KS = (1, 4, 8, 12, 16)
 _REPORTED = {
     1: ('86.0', '84.3', '81.4', '77.3'),
     4: ('86.1', '84.5', '81.7', '77.6'),
@@ -31,19 +29,7 @@ _REPORTED = {
     16: ('86.4', '84.7', '82.1', '78.0'),
 }
 
-TABLE = paper_tables.Table(
-    name="mpa/table8",
-    base=lambda: recipes.retrieval('cars196'),
-    metrics=(paper_tables.Metric("R@1", "recall@1"),
-             *(paper_tables.Metric(f"nDCG@{k}", f"ndcg@{k}") for k in (2, 4, 8))),
-    rows={f"k{k}": {"loss.name": "mpa", "loss.num_proxies": k} for k in KS},
-    cols={'cars196': {}},
-    reported={(f"k{k}", 'cars196'): vals for k, vals in _REPORTED.items()},
-    x={f"k{k}": k for k in KS},
-    x_label="K",
-    hardware=recipes.HARDWARE,
-    default_row="k8",
-)
+TABLE = recipes.proxy_count_table("mpa/table8", "cars196", _REPORTED)
 
 
 def get_config(arg=None):
