@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from dmlax.losses.checks import check_in, check_labels
 from dmlax.metrics.neighbours import (METRICS, block_sizes, blocked_topk, check_embeddings,
-                                      prepare)
+                                      exact_topk, prepare)
 
 # Entries (queries x class width x feature dim) of one gather of the best-positive pre-pass.
 _GATHER_ENTRIES = 1 << 24
@@ -129,7 +129,8 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
                       ks: Sequence[int] = (1, 2, 4, 8),
                       query_embeddings: ArrayLike | None = None,
                       query_labels: ArrayLike | None = None,
-                      metric: str = "cosine") -> dict[str, float]:
+                      metric: str = "cosine",
+                      screen: bool | None = None) -> dict[str, float]:
   """Exact retrieval metrics from one blocked pass over the similarity matrix.
 
   Without queries every item queries all the others (CUB, Cars, SOP: itself excluded by
@@ -158,6 +159,8 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
     query_embeddings: optional (Nq, D) separate queries.
     query_labels: (Nq,) labels of `query_embeddings`.
     metric: "cosine" (default), "dot" or "euclidean", as in `knn`.
+    screen: bfloat16 screening of the neighbour search, as in `knn` (the values do not
+      depend on it).
 
   Returns:
     A dict of floats: `recall@k`, `precision@k`, `ndcg@k`, `map@k` for each k, `map@r`,
@@ -212,9 +215,8 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
   q_labels = query_dense[kept]
 
   ref_labels = jnp.asarray(ref_dense)
-  bq, br = block_sizes(kept.size, num_refs, depth, None)
-  _, indices, _ = blocked_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
-                               exclude_self=self_mode, block_size=bq, ref_block=br)
+  _, indices = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
+                          exclude_self=self_mode, screen=screen)
   # Queries with no positive among their K neighbours: the rank of their first positive comes
   # from a second pass over just them, counting the other-label references ranked before their
   # best positive (found by a gather of their own class).
