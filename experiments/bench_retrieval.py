@@ -1,8 +1,11 @@
 """Times `dmlax.metrics.retrieval_metrics` (every metric, one blocked pass) at SOP scale.
 
 Beside it, in the same process and on the same embeddings:
-  * the matrix products alone: the same tiles of `embeddings @ embeddings.T`, each materialised
-    (an optimisation barrier keeps XLA from skipping any of it) and nothing else;
+  * the matrix products alone: the float32 tiles of `embeddings @ embeddings.T`, each
+    materialised (an optimisation barrier keeps XLA from skipping any of it) and nothing else;
+  * the bfloat16 screening products alone (float32 accumulation), the same way: what the
+    screened search (`neighbours.screened_topk`) multiplies;
+  * retrieval_metrics with the float32 pass only (`screen=False`);
   * faiss-cpu's exact `IndexFlatIP` search for the same number of neighbours (skipped with a
     message when faiss is not installed; it is a benchmark-only extra, not a dependency);
   * optionally (`--plain-topk`), the same blocked pass with a plain `lax.top_k` per tile.
@@ -68,7 +71,8 @@ def measure(fn):
 
 @functools.partial(jax.jit, static_argnames=("block_size", "ref_block"))
 def matmuls_only(x, *, block_size, ref_block):
-  """The tiles of x @ x.T of the blocked pass, each materialised, nothing else."""
+  """The tiles of x @ x.T of the blocked pass, each materialised, nothing else (bfloat16 x:
+  bfloat16 products accumulated in float32, as the screen computes them)."""
   n, d = x.shape
   nqb, nrb = -(-n // block_size), -(-n // ref_block)
   qp = jnp.pad(x, ((0, nqb * block_size - n), (0, 0))).reshape(nqb, block_size, d)
@@ -76,8 +80,7 @@ def matmuls_only(x, *, block_size, ref_block):
 
   def one_query_block(qb):
     def one_ref_block(acc, rb):
-      tile = jax.lax.dot_general(qb, rb, (((1,), (1,)), ((), ())),
-                                 precision=jax.lax.Precision.HIGHEST)
+      tile = neighbours._similarity(qb, rb, None, "dot")
       return acc + jax.lax.optimization_barrier(tile)[0, 0], None
     return jax.lax.scan(one_ref_block, jnp.float32(0), rp)[0]
 
@@ -113,9 +116,23 @@ def main():
   mm_temp = matmuls_only.lower(xj, block_size=bq, ref_block=br).compile()
   mm_temp = mm_temp.memory_analysis().temp_size_in_bytes
 
+  x16 = xj.astype(jnp.bfloat16)
+  depth16 = neighbours.screen_depth(depth)
+  bq16, br16 = neighbours.block_sizes(args.n, args.n, depth16, None)
+  screen_temp = neighbours.blocked_topk.lower(
+      x16, x16, ids, k=depth16, metric="dot", exclude_self=True, block_size=bq16,
+      ref_block=br16).compile().memory_analysis().temp_size_in_bytes
+  screened = (args.n * args.n >= neighbours._SCREEN_MIN_ENTRIES
+              and depth <= neighbours._SCREEN_MAX_K and neighbours._fast_bfloat16())
+  print(f"bfloat16 screen by default: {screened} (jax backend {jax.default_backend()}, "
+        f"native bfloat16: {neighbours._fast_bfloat16()})")
   candidates = {
-      "matrix products alone": lambda: matmuls_only(xj, block_size=bq, ref_block=br),
+      "matrix products alone (float32)": lambda: matmuls_only(xj, block_size=bq, ref_block=br),
+      "screening products alone (bfloat16)": lambda: matmuls_only(
+          x16, block_size=bq16, ref_block=br16),
       "retrieval_metrics (all metrics)": lambda: metrics.retrieval_metrics(xj, y, ks=ks),
+      "retrieval_metrics, float32 pass only": lambda: metrics.retrieval_metrics(
+          xj, y, ks=ks, screen=False),
   }
   try:
     import faiss  # pylint: disable=g-import-not-at-top
@@ -138,17 +155,30 @@ def main():
     block(fn())
   results = {name: measure(fn) for name, fn in candidates.items()}
 
-  base = results["matrix products alone"][0]
+  base = results["matrix products alone (float32)"][0]
+  base16 = results["screening products alone (bfloat16)"][0]
   faiss_s = results.get("faiss-cpu IndexFlatIP", (None,))[0]
-  print(f"\n| candidate | seconds | x matmuls | x faiss | peak RSS rise (MB) |")
-  print("|---|---|---|---|---|")
+  print("\n| candidate | seconds | x float32 products | x bfloat16 products | x faiss | "
+        "peak RSS rise (MB) |")
+  print("|---|---|---|---|---|---|")
   for name, (sec, mem, _) in results.items():
     vs_faiss = f"{sec / faiss_s:.2f}" if faiss_s else "-"
-    print(f"| {name} | {sec:.2f} | {sec / base:.2f} | {vs_faiss} | {mem / 2**20:.0f} |")
-  print(f"\nXLA temporary buffers: blocked pass {temp / 2**20:.0f} MB, "
-        f"matrix products {mm_temp / 2**20:.0f} MB; embeddings {x.nbytes / 2**20:.0f} MB")
+    print(f"| {name} | {sec:.2f} | {sec / base:.2f} | {sec / base16:.2f} | {vs_faiss} | "
+          f"{mem / 2**20:.0f} |")
+  print(f"\nXLA temporary buffers: float32 pass {temp / 2**20:.0f} MB, screening pass "
+        f"{screen_temp / 2**20:.0f} MB, float32 products {mm_temp / 2**20:.0f} MB; embeddings "
+        f"{x.nbytes / 2**20:.0f} MB")
   scores = results["retrieval_metrics (all metrics)"][2]
   print("metrics:", {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()})
+  same = scores == results["retrieval_metrics, float32 pass only"][2]
+  print(f"screened metrics identical to the float32 pass's: {same}")
+  if screened:
+    ids16 = jnp.arange(args.n, dtype=jnp.int32)
+    *_, complete = neighbours.screened_topk(neighbours.prepare(xj, "cosine"),
+                                            neighbours.prepare(xj, "cosine"), ids16, k=depth,
+                                            exclude_self=True)
+    print(f"rows certified by the screen: {np.mean(np.asarray(complete)):.4f} "
+          f"(the others were searched again in float32)")
   if faiss_s:
     # The same neighbours: faiss's list without each query itself, against ours.
     _, faiss_idx = results["faiss-cpu IndexFlatIP"][2]

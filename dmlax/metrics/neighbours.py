@@ -19,6 +19,14 @@ e, a contradiction. The chosen chunks are re-sorted by index before the final se
 over the raw tile (masking it first would cost another pass over it), and the query itself and
 padding are masked in the candidates; k + 2 chunks are chosen to make room for the (at most two)
 chunks whose raw maximum is one of those (see `_tile_topk`).
+
+Large searches with few neighbours are screened first (`screened_topk`, chosen by `exact_topk`):
+a pass of bfloat16 products accumulated in float32 (about 2.5x the float32 product rate on a
+CPU with AMX, more on GPU/TPU) keeps L ~ 2k candidates per query, which are rescored in
+float32. A per-row bound delta on the bfloat16 error certifies that the candidates hold the
+exact top-k whenever the L-th screened score is more than 2 delta below the k-th; the rows it
+cannot certify (near-ties within the bfloat16 error) are searched again in float32, so the
+result is the float32 one either way.
 """
 
 from __future__ import annotations
@@ -42,9 +50,13 @@ _CHUNK = 32
 _MAX_REF_BLOCK = 1 << 16
 _TILE_ENTRIES = 1 << 25
 _NORM_EPS = 1e-12
-# Products smaller than this many similarities skip the bfloat16 screen (`exact_topk`): one
-# float32 pass is cheap there.
-_SCREEN_MIN_ENTRIES = 1 << 24
+# When `exact_topk` screens by default: from this many similarities (about 16k x 16k) and up to
+# this many neighbours. Below, the screen's linear costs (a top-L selection with L about 2k,
+# the rescoring gather of L rows per query) outweigh the halved product; measured with
+# `python -m experiments.bench_retrieval`: N=20,000 k=11 screened 0.9x the float32 pass, N=60,502
+# 0.6x, while CUB-sized sets (N=5,924, k=58) took 3x.
+_SCREEN_MIN_ENTRIES = 1 << 28
+_SCREEN_MAX_K = 16
 
 
 def check_embeddings(x, name: str) -> int:
@@ -310,14 +322,15 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
   """Exact top-k similarities and indices of every query row against r (prepared float32).
 
   `screen=None` screens in bfloat16 (`screened_topk`) when the product is large (at least
-  2**24 similarities) and the device multiplies bfloat16 natively; rows the screen cannot
-  certify are searched again by the float32 pass, so the result is the same either way.
+  2**28 similarities), k is at most 16 and the device multiplies bfloat16 natively; rows the
+  screen cannot certify are searched again by the float32 pass, so the result is the same
+  either way.
   Under tracing (inside `jax.jit`) the float32 pass is used. Returns `(values, indices)`.
   """
   nq, nr = q.shape[0], r.shape[0]
   traced = any(isinstance(a, jax.core.Tracer) for a in (q, r, query_ids))
   if screen is None:
-    screen = nq * nr >= _SCREEN_MIN_ENTRIES and _fast_bfloat16()
+    screen = (nq * nr >= _SCREEN_MIN_ENTRIES and k <= _SCREEN_MAX_K and _fast_bfloat16())
   if not screen or traced or screen_depth(k) > nr - int(exclude_self):
     bq, br = block_sizes(nq, nr, k, block_size)
     values, indices, _ = blocked_topk(q, r, query_ids, k=k, metric=metric,
@@ -368,8 +381,8 @@ def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cos
     block_size: queries per block (default: a tile of about 128 MiB of similarities).
     screen: find candidates with bfloat16 products first and rescore them in float32
       (`screened_topk`; rows it cannot certify are searched again in float32, so the result
-      is the same). None: when there are at least 2**24 similarities and the device
-      multiplies bfloat16 natively (GPU, TPU, CPUs with AVX512-BF16 or AMX).
+      is the same). None: when there are at least 2**28 similarities, k <= 16 and the
+      device multiplies bfloat16 natively (GPU, TPU, CPUs with AVX512-BF16 or AMX).
 
   Returns:
     `(indices, similarities)`, int32 and float32 arrays of shape (Nq, k).
