@@ -2,7 +2,8 @@
 classification and verification.
 
 Retrieval (`knn`, `retrieval_metrics`) runs jit-compiled blocked matrix products with an exact
-two-stage top-k; see `dmlax.metrics.neighbours` and `dmlax.metrics.retrieval`.
+two-stage top-k, large searches screened by bfloat16 products with a certified error bound and
+rescored in float32; see `dmlax.metrics.neighbours` and `dmlax.metrics.retrieval`.
 """
 
 from dmlax.metrics.classification import topk_error

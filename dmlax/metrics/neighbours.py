@@ -255,7 +255,8 @@ def _screen_delta(q, q16, r_stats):
   |x.y - x16.y16| <= |e_x||y| + |x16||e_y|. The bfloat16 products are exact in float32 and
   their float32 accumulation adds at most d 2^-23 |x16||y16| (a full ulp per addition, for
   accelerators that truncate), the float32 rescoring at most d 2^-23 |x||y|; 2^-10 covers the
-  rounding of the norms.
+  rounding of the norms, and d 2^-126 (1 + |x16|)(1 + |y16|) the subnormal inputs and products
+  that bfloat16 hardware flushes to zero.
   """
   f32 = jnp.float32
   d = q.shape[1]
@@ -265,7 +266,8 @@ def _screen_delta(q, q16, r_stats):
   norm16_q = jnp.linalg.norm(q16.astype(f32), axis=1)
   gamma = d * 2.0**-23
   return ((err_q * norm_r + norm16_q * err_r) * (1 + 2.0**-10)
-          + gamma * (2 * norm16_q * norm16_r + norm_q * norm_r))
+          + gamma * (2 * norm16_q * norm16_r + norm_q * norm_r)
+          + d * 2.0**-126 * (1 + norm16_q) * (1 + norm16_r))
 
 
 @functools.partial(jax.jit, static_argnames=("k",))

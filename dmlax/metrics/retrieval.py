@@ -1,6 +1,7 @@
 """Every ranking metric of the retrieval protocol (SPEC.md section 6) from one blocked pass.
 
-One jitted pass over tiles of the similarity matrix (`neighbours.blocked_topk`) yields, per
+One jitted pass over tiles of the similarity matrix (`neighbours.exact_topk`: the float32
+pass, or for large searches a bfloat16 screen with float32 rescoring, same result) yields, per
 query, its K nearest references, K = max(max(ks), largest R), R being the number of
 same-label references of the query (itself excluded): enough for Recall/Precision/nDCG/MAP at
 every k and for MAP@R and R-precision. The reciprocal rank is exact at any depth: for the
