@@ -87,17 +87,19 @@ def matmuls_only(x, *, block_size, ref_block):
   return jax.lax.map(one_query_block, qp)
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--n", type=int, default=6000, help="number of embeddings")
   parser.add_argument("--d", type=int, default=512)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--ks", default="1,2,4,8", help="cut-offs k of the metrics")
+  parser.add_argument("--screen", choices=("auto", "on", "off"), default="auto",
+                      help="bfloat16 screen of the timed retrieval_metrics (auto: its default)")
   parser.add_argument("--rounds", type=int, default=1,
                       help="interleaved timing rounds; the median of each candidate is reported")
   parser.add_argument("--plain-topk", action="store_true",
                       help="also time the pass with a plain lax.top_k per tile")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
 
   x, y = sop_like(args.n, args.d, args.seed)
   xj = jnp.asarray(x)
@@ -124,15 +126,18 @@ def main():
   screen_temp = neighbours.blocked_topk.lower(
       x16, x16, ids, k=depth16, metric="dot", exclude_self=True, block_size=bq16,
       ref_block=br16).compile().memory_analysis().temp_size_in_bytes
+  screen = {"auto": None, "on": True, "off": False}[args.screen]
   screened = (args.n * args.n >= neighbours._SCREEN_MIN_ENTRIES
               and depth <= neighbours._SCREEN_MAX_K and neighbours._fast_bfloat16())
   print(f"bfloat16 screen by default: {screened} (jax backend {jax.default_backend()}, "
-        f"native bfloat16: {neighbours._fast_bfloat16()})")
+        f"native bfloat16: {neighbours._fast_bfloat16()}); --screen {args.screen}")
+  screened = screened if screen is None else screen
   candidates = {
       "matrix products alone (float32)": lambda: matmuls_only(xj, block_size=bq, ref_block=br),
       "screening products alone (bfloat16)": lambda: matmuls_only(
           x16, block_size=bq16, ref_block=br16),
-      "retrieval_metrics (all metrics)": lambda: metrics.retrieval_metrics(xj, y, ks=ks),
+      "retrieval_metrics (all metrics)": lambda: metrics.retrieval_metrics(
+          xj, y, ks=ks, screen=screen),
       "retrieval_metrics, float32 pass only": lambda: metrics.retrieval_metrics(
           xj, y, ks=ks, screen=False),
   }
