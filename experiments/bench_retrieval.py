@@ -32,12 +32,14 @@ from dmlax.metrics import neighbours, retrieval
 from experiments.timing import block
 
 
-def sop_like(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Unit embeddings in classes of 2..12 items (mean about 5.3, as SOP's test split)."""
+def sop_like(n: int, d: int, seed: int,
+             class_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Unit embeddings in classes of 2..12 items (mean about 5.3, as SOP's test split), or of
+  `class_size` items (CUB's test split: 59, Cars': 83)."""
   rng = np.random.default_rng(seed)
   sizes = []
   while sum(sizes) < n:
-    sizes.append(int(min(12, 2 + rng.poisson(3.3))))
+    sizes.append(class_size or int(min(12, 2 + rng.poisson(3.3))))
   sizes[-1] -= sum(sizes) - n
   labels = np.repeat(np.arange(len(sizes)), sizes)
   centres = rng.normal(size=(len(sizes), d)).astype(np.float32)
@@ -92,6 +94,8 @@ def main(argv=None):
   parser.add_argument("--n", type=int, default=6000, help="number of embeddings")
   parser.add_argument("--d", type=int, default=512)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--class-size", type=int, default=None,
+                      help="items per class (default: SOP-like sizes 2..12)")
   parser.add_argument("--ks", default="1,2,4,8", help="cut-offs k of the metrics")
   parser.add_argument("--screen", choices=("auto", "on", "off"), default="auto",
                       help="bfloat16 screen of the timed retrieval_metrics (auto: its default)")
@@ -101,7 +105,7 @@ def main(argv=None):
                       help="also time the pass with a plain lax.top_k per tile")
   args = parser.parse_args(argv)
 
-  x, y = sop_like(args.n, args.d, args.seed)
+  x, y = sop_like(args.n, args.d, args.seed, args.class_size)
   xj = jnp.asarray(x)
   counts = np.bincount(y)
   ks = tuple(int(k) for k in args.ks.split(","))
