@@ -196,9 +196,8 @@ def main(argv=None):
   print(f"screened metrics identical to the float32 pass's: {same}")
   if screened:
     ids16 = jnp.arange(args.n, dtype=jnp.int32)
-    *_, complete = neighbours.screened_topk(neighbours.prepare(xj, "cosine"),
-                                            neighbours.prepare(xj, "cosine"), ids16, k=depth,
-                                            exclude_self=True)
+    unit = neighbours.prepare(xj, "cosine")
+    _, _, complete, _ = neighbours.screened_topk(unit, unit, ids16, k=depth, exclude_self=True)
     print(f"rows certified by the screen: {np.mean(np.asarray(complete)):.4f} "
           f"(the others were searched again in float32)")
   if faiss_s:

@@ -273,17 +273,18 @@ def _screen_delta(q, q16, r_stats):
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _rerank_block(q, q16, r, r16, values, cands, r_stats, *, k):
-  """Exact float32 top-k among the screened candidates of a block of queries, and whether the
-  screened list provably holds the exact top-k (see `screened_topk`)."""
+  """The screened candidates of a block of queries rescored in float32 and ranked (ties to the
+  lower index), whether they provably hold the exact top-k, and the ceiling of the exact scores
+  of every column outside them (see `screened_topk`)."""
   delta = _screen_delta(q, q16, r_stats)
-  kth = values[:, k - 1]
-  cut = kth - 2 * delta - 2.0**-20 * (jnp.abs(kth) + 2 * delta)
-  complete = values[:, -1] < cut
+  slack = 2.0**-20 * (jnp.abs(values[:, k - 1]) + jnp.abs(values[:, -1]) + 2 * delta)
+  complete = values[:, -1] < values[:, k - 1] - 2 * delta - slack
+  ceiling = values[:, -1] + delta + slack
   # Ascending indices, so that top_k's lower-position tie-break is the lower-index tie-break.
   cands = jnp.sort(cands, axis=1)
   sims = jnp.einsum("bd,bld->bl", q, r[cands], precision=jax.lax.Precision.HIGHEST)
-  v, pos = jax.lax.top_k(sims, k)
-  return v, jnp.take_along_axis(cands, pos, axis=1), complete
+  v, pos = jax.lax.top_k(sims, cands.shape[1])
+  return v, jnp.take_along_axis(cands, pos, axis=1), complete, ceiling
 
 
 @jax.jit
@@ -295,7 +296,9 @@ def _reference_stats(r, r16):
 
 def screened_topk(q, r, query_ids, *, k, exclude_self, block_size=None):
   """Exact top-k of q @ r.T (float32 rows) from a bfloat16 screening pass, and the rows it
-  cannot certify. Returns `(values, indices, complete)`, shapes (Nq, k), (Nq, k), (Nq,).
+  cannot certify. Returns `(values, indices, complete, ranked)`, shapes (Nq, k), (Nq, k),
+  (Nq,), and `ranked = (values, indices, ceiling)` of shapes (Nq, L), (Nq, L), (Nq,): all L
+  candidates rescored and ranked, and a ceiling on the exact score of every other column.
 
   The screening pass keeps the L = `screen_depth(k)` best columns of each row by the bfloat16
   products s16 (float32 accumulation), about twice as fast as float32 products where bfloat16 is
@@ -305,7 +308,9 @@ def screened_topk(q, r, query_ids, *, k, exclude_self, block_size=None):
   tau >= t16 - delta, and every exact top-k column has s16 >= s - delta >= tau - delta >=
   t16 - 2 delta. So if the L-th screened score is below t16 - 2 delta, every exact top-k column
   is in the list and the rescored result is exact (`complete`); the other rows must be searched
-  again in float32 (`exact_topk` does).
+  again in float32 (`exact_topk` does). Whatever the row, a column outside the list has
+  s <= s16 + delta <= (L-th screened score) + delta = `ceiling`, so a candidate scoring above the
+  ceiling has its exact rank in the whole row: its position in `ranked`.
   """
   nq, d = q.shape
   depth = screen_depth(k)
@@ -318,17 +323,21 @@ def screened_topk(q, r, query_ids, *, k, exclude_self, block_size=None):
   block = max(1, min(nq, (1 << 24) // (depth * d)))
   out = [_rerank_block(q[i:i + block], q16[i:i + block], r, r16, values[i:i + block],
                        cands[i:i + block], stats, k=k) for i in range(0, nq, block)]
-  return tuple(jnp.concatenate(parts) for parts in zip(*out))
+  values, indices, complete, ceiling = (jnp.concatenate(parts) for parts in zip(*out))
+  return values[:, :k], indices[:, :k], complete, (values, indices, ceiling)
 
 
-def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, screen=None):
+def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, screen=None,
+               return_ranked=False):
   """Exact top-k similarities and indices of every query row against r (prepared float32).
 
   `screen=None` screens in bfloat16 (`screened_topk`) when the product is large (at least
   2**28 similarities), k is at most 16 and the device multiplies bfloat16 natively; rows the
   screen cannot certify are searched again by the float32 pass, so the result is the same
   either way.
-  Under tracing (inside `jax.jit`) the float32 pass is used. Returns `(values, indices)`.
+  Under tracing (inside `jax.jit`) the float32 pass is used. Returns `(values, indices)`, and
+  with `return_ranked` also the screen's `ranked` candidates (`screened_topk`; None when the
+  float32 pass ran).
   """
   nq, nr = q.shape[0], r.shape[0]
   traced = any(isinstance(a, jax.core.Tracer) for a in (q, r, query_ids))
@@ -338,12 +347,12 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
     bq, br = block_sizes(nq, nr, k, block_size)
     values, indices, _ = blocked_topk(q, r, query_ids, k=k, metric=metric,
                                       exclude_self=exclude_self, block_size=bq, ref_block=br)
-    return values, indices
+    return (values, indices, None) if return_ranked else (values, indices)
   if metric == "euclidean":
     # 2 q.r - |r|^2 as a dot product of [q, 1] and [2 r, -|r|^2], so one bound covers it.
     q, r = _augment_euclidean(q, r)
-  values, indices, complete = screened_topk(q, r, query_ids, k=k, exclude_self=exclude_self,
-                                            block_size=block_size)
+  values, indices, complete, ranked = screened_topk(
+      q, r, query_ids, k=k, exclude_self=exclude_self, block_size=block_size)
   redo = np.nonzero(~np.asarray(complete))[0]
   if redo.size:
     rows = jnp.asarray(redo)
@@ -351,7 +360,7 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
     v, i, _ = blocked_topk(q[rows], r, query_ids[rows], k=k, metric="dot",
                            exclude_self=exclude_self, block_size=bq, ref_block=br)
     values, indices = values.at[rows].set(v), indices.at[rows].set(i)
-  return values, indices
+  return (values, indices, ranked) if return_ranked else (values, indices)
 
 
 @jax.jit

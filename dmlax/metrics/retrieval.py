@@ -216,13 +216,22 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
   q_labels = query_dense[kept]
 
   ref_labels = jnp.asarray(ref_dense)
-  _, indices = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
-                          exclude_self=self_mode, screen=screen)
+  _, indices, ranked = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
+                                  exclude_self=self_mode, screen=screen, return_ranked=True)
   # Queries with no positive among their K neighbours: the rank of their first positive comes
   # from a second pass over just them, counting the other-label references ranked before their
   # best positive (found by a gather of their own class).
   missed = np.nonzero(~np.any(ref_dense[np.asarray(indices)] == q_labels[:, None], axis=1))[0]
   before = np.zeros(kept.size, np.int32)
+  if missed.size and ranked is not None:
+    # After a screen, a rescored candidate above the row's ceiling outranks every column outside
+    # the candidates (`neighbours.screened_topk`): if the first positive among the ranked
+    # candidates is one, its position is its rank, and that query needs no second pass.
+    values, cands, ceiling = (np.asarray(a)[missed] for a in ranked)
+    positive = (ref_dense[cands] == q_labels[missed, None]) & (values > ceiling[:, None])
+    known = positive.any(axis=1)
+    before[missed[known]] = np.argmax(positive[known], axis=1)
+    missed = missed[~known]
   if missed.size:
     before[missed] = _rank_of_best_positive(
         q[jnp.asarray(missed)], r, kept[missed], q_labels[missed], ref_dense, class_size,

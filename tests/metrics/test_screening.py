@@ -67,7 +67,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   x /= np.linalg.norm(x, axis=1, keepdims=True)
   xj = jnp.asarray(x)
   ids = jnp.arange(500, dtype=jnp.int32)
-  _, _, complete = neighbours.screened_topk(xj, xj, ids, k=5, exclude_self=True)
+  _, _, complete, _ = neighbours.screened_topk(xj, xj, ids, k=5, exclude_self=True)
   assert np.mean(np.asarray(complete)) > 0.9
   # Every item within 1e-4 of one point: all similarities are within the bfloat16 error of
   # each other, so no row can be certified and every one is searched again in float32.
@@ -75,7 +75,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   near = (x[0] + 1e-4 * rng.normal(size=(300, 16))).astype(np.float32)
   near /= np.linalg.norm(near, axis=1, keepdims=True)
   nj = jnp.asarray(near)
-  _, _, complete = neighbours.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
+  _, _, complete, _ = neighbours.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
   assert not np.any(np.asarray(complete))
   got_idx, got_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=True)
   plain_idx, plain_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=False)
@@ -102,3 +102,31 @@ def test_retrieval_metrics_screened_equals_reference():
   got = metrics.retrieval_metrics(x, y, ks=(1, 4), query_embeddings=q, query_labels=qy,
                                   metric="cosine", screen=True)
   assert_metrics_close(got, np_reference(x, y, (1, 4), q, qy, metric="cosine"))
+
+
+def test_deep_reciprocal_ranks_from_the_ranked_candidates(monkeypatch):
+  # Noisy classes: many queries have no positive among their K neighbours. After the screen,
+  # those whose first positive is a candidate above the row's ceiling get their rank from the
+  # ranked candidates; only the rest go to the second pass, and the MRR is still exact.
+  from dmlax.metrics import retrieval
+  x, y = clustered(10, 800, 24, 160, 2.0)
+  second_pass = []
+  original = retrieval._rank_of_best_positive
+
+  def counting(q, *args, **kwargs):
+    second_pass.append(q.shape[0])
+    return original(q, *args, **kwargs)
+
+  monkeypatch.setattr(retrieval, "_rank_of_best_positive", counting)
+  got = metrics.retrieval_metrics(x, y, ks=(1, 2), metric="cosine", screen=True)
+  want = np_reference(x, y, (1, 2), metric="cosine")
+  assert_metrics_close(got, want)
+  _, idx = neighbours.exact_topk(
+      neighbours.prepare(x, "cosine"), neighbours.prepare(x, "cosine"),
+      np.arange(800, dtype=np.int32), k=int(np.bincount(y).max() - 1), metric="cosine",
+      exclude_self=True, screen=False)
+  not_lone = np.bincount(y)[y] > 1
+  missed = int(np.sum(~np.any(y[np.asarray(idx)] == y[:, None], axis=1) & not_lone))
+  assert missed > 20
+  assert sum(second_pass) < missed  # some ranks came from the candidates ...
+  assert sum(second_pass) > 0       # ... and not all could
