@@ -259,12 +259,9 @@ def _screen_delta(q, q16, r_stats):
   rounding of the norms, and d 2^-126 (1 + |x16|)(1 + |y16|) the subnormal inputs and products
   that bfloat16 hardware flushes to zero.
   """
-  f32 = jnp.float32
   d = q.shape[1]
   err_r, norm_r, norm16_r = r_stats
-  err_q = jnp.linalg.norm(q - q16.astype(f32), axis=1)
-  norm_q = jnp.linalg.norm(q, axis=1)
-  norm16_q = jnp.linalg.norm(q16.astype(f32), axis=1)
+  err_q, norm_q, norm16_q = _rounding_norms(q, q16)
   gamma = d * 2.0**-23
   return ((err_q * norm_r + norm16_q * err_r) * (1 + 2.0**-10)
           + gamma * (2 * norm16_q * norm16_r + norm_q * norm_r)
@@ -287,11 +284,17 @@ def _rerank_block(q, q16, r, r16, values, cands, r_stats, *, k):
   return v, jnp.take_along_axis(cands, pos, axis=1), complete, ceiling
 
 
+def _rounding_norms(x, x16):
+  """Per row: |x - x16| (the bfloat16 rounding residual), |x| and |x16|."""
+  x16 = x16.astype(jnp.float32)
+  return (jnp.linalg.norm(x - x16, axis=1), jnp.linalg.norm(x, axis=1),
+          jnp.linalg.norm(x16, axis=1))
+
+
 @jax.jit
 def _reference_stats(r, r16):
-  f32 = jnp.float32
-  return (jnp.max(jnp.linalg.norm(r - r16.astype(f32), axis=1)),
-          jnp.max(jnp.linalg.norm(r, axis=1)), jnp.max(jnp.linalg.norm(r16.astype(f32), axis=1)))
+  """The largest `_rounding_norms` over the references, for `_screen_delta`."""
+  return tuple(jnp.max(a) for a in _rounding_norms(r, r16))
 
 
 def screened_topk(q, r, query_ids, *, k, exclude_self, block_size=None):
@@ -340,13 +343,18 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
   float32 pass ran).
   """
   nq, nr = q.shape[0], r.shape[0]
+
+  def float32_pass(q, query_ids, metric):
+    bq, br = block_sizes(q.shape[0], nr, k, block_size)
+    values, indices, _ = blocked_topk(q, r, query_ids, k=k, metric=metric,
+                                      exclude_self=exclude_self, block_size=bq, ref_block=br)
+    return values, indices
+
   traced = any(isinstance(a, jax.core.Tracer) for a in (q, r, query_ids))
   if screen is None:
     screen = (nq * nr >= _SCREEN_MIN_ENTRIES and k <= _SCREEN_MAX_K and _fast_bfloat16())
   if not screen or traced or screen_depth(k) > nr - int(exclude_self):
-    bq, br = block_sizes(nq, nr, k, block_size)
-    values, indices, _ = blocked_topk(q, r, query_ids, k=k, metric=metric,
-                                      exclude_self=exclude_self, block_size=bq, ref_block=br)
+    values, indices = float32_pass(q, query_ids, metric)
     return (values, indices, None) if return_ranked else (values, indices)
   if metric == "euclidean":
     # 2 q.r - |r|^2 as a dot product of [q, 1] and [2 r, -|r|^2], so one bound covers it.
@@ -356,9 +364,8 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
   redo = np.nonzero(~np.asarray(complete))[0]
   if redo.size:
     rows = jnp.asarray(redo)
-    bq, br = block_sizes(redo.size, nr, k, block_size)
-    v, i, _ = blocked_topk(q[rows], r, query_ids[rows], k=k, metric="dot",
-                           exclude_self=exclude_self, block_size=bq, ref_block=br)
+    # "dot" for every metric: cosine rows are unit already, euclidean ones augmented above.
+    v, i = float32_pass(q[rows], query_ids[rows], "dot")
     values, indices = values.at[rows].set(v), indices.at[rows].set(i)
   return (values, indices, ranked) if return_ranked else (values, indices)
 
