@@ -131,8 +131,7 @@ def main(argv=None):
       x16, x16, ids, k=depth16, metric="dot", exclude_self=True, block_size=bq16,
       ref_block=br16).compile().memory_analysis().temp_size_in_bytes
   screen = {"auto": None, "on": True, "off": False}[args.screen]
-  screened = (args.n * args.n >= neighbours._SCREEN_MIN_ENTRIES
-              and depth <= neighbours._SCREEN_MAX_K and neighbours._fast_bfloat16())
+  screened = neighbours.screens_by_default(args.n, args.n, depth)
   print(f"bfloat16 screen by default: {screened} (jax backend {jax.default_backend()}, "
         f"native bfloat16: {neighbours._fast_bfloat16()}); --screen {args.screen}")
   screened = screened if screen is None else screen

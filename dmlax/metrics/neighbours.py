@@ -239,6 +239,12 @@ def _cpu_has_bfloat16() -> bool:
   return False
 
 
+def screens_by_default(num_queries: int, num_refs: int, k: int) -> bool:
+  """`exact_topk`'s choice with `screen=None` (see `_SCREEN_MIN_ENTRIES`)."""
+  return (num_queries * num_refs >= _SCREEN_MIN_ENTRIES and k <= _SCREEN_MAX_K
+          and _fast_bfloat16())
+
+
 def screen_depth(k: int) -> int:
   """Screening list length L for k neighbours: room for the near-ties within the bound.
 
@@ -352,7 +358,7 @@ def exact_topk(q, r, query_ids, *, k, metric, exclude_self, block_size=None, scr
 
   traced = any(isinstance(a, jax.core.Tracer) for a in (q, r, query_ids))
   if screen is None:
-    screen = (nq * nr >= _SCREEN_MIN_ENTRIES and k <= _SCREEN_MAX_K and _fast_bfloat16())
+    screen = screens_by_default(nq, nr, k)
   if not screen or traced or screen_depth(k) > nr - int(exclude_self):
     values, indices = float32_pass(q, query_ids, metric)
     return (values, indices, None) if return_ranked else (values, indices)
