@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 
 LOSS_TYPES = ("I", "II")
 GROUPINGS = ("discriminative", "random", "prefixed")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses.normalization import NORM_EPS
 
 # sqrt(1 - c^2) is either 0 (c = +-1) or >= 3.4e-4 in float32, so capping the derivative's

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses.logsumexp import log1p_sum_exp
 from dmlax.losses.normalization import l2_normalize
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses.logsumexp import log1p_sum_exp
 from dmlax.losses.normalization import inverse_norm
 from dmlax.losses.normalization import l2_normalize

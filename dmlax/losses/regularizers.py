@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses.normalization import inverse_norm
 
 # SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses import normalization
 
 

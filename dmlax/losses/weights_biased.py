@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses import checks
+from dmlax import checks
 from dmlax.losses import normalization
 from dmlax.losses.softmax import _smoothed_ce
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses.checks import check_features_labels, label_guard
+from dmlax.checks import check_features_labels, label_guard
 
 
 def topk_error(logits: ArrayLike, labels: ArrayLike, k: int = 1) -> float:

@@ -15,7 +15,7 @@ from jax.typing import ArrayLike
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
-from dmlax.losses.checks import check_features_labels
+from dmlax.checks import check_features_labels
 from dmlax.metrics.neighbours import check_embeddings
 
 

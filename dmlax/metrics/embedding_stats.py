@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses.checks import check_classifier, check_features_labels
+from dmlax.checks import check_classifier, check_features_labels
 from dmlax.metrics.neighbours import check_embeddings
 
 

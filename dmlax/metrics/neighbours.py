@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses.checks import check_floating, check_in
+from dmlax.checks import check_floating, check_in
 
 METRICS = ("cosine", "dot", "euclidean")
 # Columns per chunk of the two-stage top-k: the chunk maxima cost one pass over the tile and the

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.losses.checks import check_in, check_labels
+from dmlax.checks import check_in, check_labels
 from dmlax.metrics.neighbours import (METRICS, block_sizes, blocked_topk, check_embeddings,
                                       exact_topk, prepare)
 

@@ -1,4 +1,4 @@
-"""Argument checks and reductions shared by every loss in `dmlax.losses`.
+"""Argument checks and reductions shared by `dmlax.losses` and `dmlax.metrics`.
 
 Shapes and dtypes are static under `jax.jit`, so these checks raise a `ValueError` at trace time
 naming the offending argument. Label *values* are data: they are checked eagerly when concrete,
