@@ -124,7 +124,11 @@ class EmbeddingHead(nn.Module):
     extra_bn_relu: number of BatchNorm-ReLU blocks before the neck (SGSL Fig. 4).
     embedding_dim: width `M` of a linear layer (with bias; kaiming-normal fan-out weights and
       zero bias, as ProxyAnchor's reference code initialises its embedding), or None.
-    bn_neck: BatchNorm without scale and bias on top (BNNeck; SGSL Fig. 2).
+    bn_neck: BatchNorm without scale and bias on top (BNNeck; SGSL Fig. 2, "a BN layer
+      without scale and bias").
+    bn_neck_scale: give the BN neck a learned scale (initialised to 1) and still no bias: the
+      neck SGSL's authors ran (luyang-NWPU/SGSL `fastreid/modeling/heads/embedding_head.py`,
+      `get_norm(..., bias_freeze=True)`: the weight trains, the bias stays at its initial 0).
     l2_normalize: L2-normalise the features.
     feature_dropout: DropOut rate on the returned features (rng stream "dropout").
   """
@@ -134,15 +138,17 @@ class EmbeddingHead(nn.Module):
   extra_bn_relu: int = 0
   embedding_dim: int | None = None
   bn_neck: bool = False
+  bn_neck_scale: bool = False
   l2_normalize: bool = False
   feature_dropout: float = 0.0
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
 
-  def _batch_norm(self, train: bool, name: str, affine: bool = True) -> nn.BatchNorm:
+  def _batch_norm(self, train: bool, name: str, affine: bool = True,
+                  scale: bool | None = None) -> nn.BatchNorm:
     return nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5, use_scale=affine,
-        use_bias=affine, axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=jnp.float32,
+        use_running_average=not train, momentum=0.9, epsilon=1e-5,
+        use_scale=affine if scale is None else scale, use_bias=affine, axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=jnp.float32,
         name=name)
 
   @nn.compact
@@ -168,7 +174,7 @@ class EmbeddingHead(nn.Module):
     for i in range(self.extra_bn_relu):
       x = nn.relu(self._batch_norm(train, f"extra_bn_{i}")(x))
     if self.bn_neck:
-      x = self._batch_norm(train, "bn_neck", affine=False)(x)
+      x = self._batch_norm(train, "bn_neck", affine=False, scale=self.bn_neck_scale)(x)
     if self.l2_normalize:
       x = l2_normalize(x)
     if self.feature_dropout > 0.0:

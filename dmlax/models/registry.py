@@ -49,11 +49,13 @@ class _Entry:
 
 
 _MAP_HEAD = {"pooling": "avg"}
+_RESNET_KWARGS = ("last_stride",)
 _VECTOR_HEAD = {"pooling": "none"}
 _REGISTRY: dict[str, _Entry] = {
-    "resnet18": _Entry(resnet.resnet18, _MAP_HEAD, supports_rbr=True),
-    "resnet50": _Entry(resnet.resnet50, _MAP_HEAD, supports_rbr=True),
-    "resnext50_32x4d": _Entry(resnet.resnext50_32x4d, _MAP_HEAD, supports_rbr=True),
+    "resnet18": _Entry(resnet.resnet18, _MAP_HEAD, _RESNET_KWARGS, supports_rbr=True),
+    "resnet50": _Entry(resnet.resnet50, _MAP_HEAD, _RESNET_KWARGS, supports_rbr=True),
+    "resnext50_32x4d": _Entry(resnet.resnext50_32x4d, _MAP_HEAD, _RESNET_KWARGS,
+                              supports_rbr=True),
     "vgg16_bn": _Entry(vgg.vgg16_bn, _VECTOR_HEAD, ("include_fc",), supports_rbr=True),
     "bn_inception": _Entry(bn_inception.bn_inception, _MAP_HEAD),
     "prelu_mnist": _Entry(small.prelu_mnist, {"pooling": "none", "embedding_dim": 256}),
@@ -62,12 +64,13 @@ _REGISTRY: dict[str, _Entry] = {
     "small_cnn": _Entry(small.small_cnn, {"pooling": "avg", "embedding_dim": 64}),
 }
 MODEL_NAMES = tuple(_REGISTRY)
+_RESNETS = (resnet.resnet18, resnet.resnet50, resnet.resnext50_32x4d)
 _HEAD_KEYS = ("pooling", "gem_p", "learn_gem_p", "extra_bn_relu", "embedding_dim", "bn_neck",
-              "l2_normalize", "feature_dropout")
+              "bn_neck_scale", "l2_normalize", "feature_dropout")
 
 
 def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None = None,
-              rbr: bool = False, **kwargs) -> Embedder:
+              rbr: bool = False, rbr_variant: str = "paper", **kwargs) -> Embedder:
   """The model `name` with the head configured by keyword.
 
   Args:
@@ -76,9 +79,14 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
     bn_axis_name: axis name for cross-replica BatchNorm (the trainer passes "batch").
     rbr: remove the backbone's last BN-ReLU (SGSL); resnet*, resnext50_32x4d, and vgg16_bn with
       include_fc=False.
+    rbr_variant: for the ResNets, "paper" (the last BN and the ReLU after the residual sum) or
+      "fastreid" (also the final block's inner ReLUs, as SGSL's authors ran it); see
+      `dmlax.models.resnet`.
     **kwargs: head options (`pooling`, `gem_p`, `learn_gem_p`, `extra_bn_relu`,
-      `embedding_dim`, `bn_neck`, `l2_normalize`, `feature_dropout`; see `EmbeddingHead`) and
-      `include_fc` for vgg16_bn. With `include_fc=False`, vgg16_bn's pooling defaults to "avg".
+      `embedding_dim`, `bn_neck`, `bn_neck_scale`, `l2_normalize`, `feature_dropout`; see
+      `EmbeddingHead`), `include_fc` for vgg16_bn (with `include_fc=False` its pooling
+      defaults to "avg") and `last_stride` (1 or 2) for the ResNets. `rbr_variant` has an
+      effect only with `rbr=True`.
 
   Returns:
     An `Embedder` whose `apply(..., train=...)` returns the (B, D) features.
@@ -94,7 +102,8 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
   entry = _REGISTRY[name]
   unknown = sorted(set(kwargs) - set(_HEAD_KEYS) - set(entry.backbone_kwargs))
   if unknown:
-    accepted = sorted(_HEAD_KEYS + entry.backbone_kwargs + ("dtype", "bn_axis_name", "rbr"))
+    accepted = sorted(_HEAD_KEYS + entry.backbone_kwargs +
+                      ("dtype", "bn_axis_name", "rbr", "rbr_variant"))
     raise ValueError(f"get_model({name!r}): unknown keyword(s) {unknown}; accepted: {accepted}")
   if rbr and not entry.supports_rbr:
     raise ValueError(f"get_model({name!r}): rbr is defined for resnet18, resnet50, "
@@ -110,8 +119,21 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
     raise ValueError(f"extra_bn_relu must be >= 0, got {head_kwargs['extra_bn_relu']}")
   if not 0.0 <= float(head_kwargs.get("feature_dropout", 0.0)) < 1.0:
     raise ValueError(f"feature_dropout must be in [0, 1), got {head_kwargs['feature_dropout']}")
+  if rbr_variant not in resnet.RBR_VARIANTS:
+    raise ValueError(f"get_model({name!r}): rbr_variant must be one of {resnet.RBR_VARIANTS}, "
+                     f"got {rbr_variant!r}")
+  if rbr and rbr_variant != "paper" and entry.build not in _RESNETS:
+    raise ValueError(f"get_model({name!r}): rbr_variant={rbr_variant!r} is defined for the "
+                     "ResNets only (the variants differ in a residual block's inner ReLUs)")
+  if "last_stride" in backbone_kwargs and backbone_kwargs["last_stride"] not in (1, 2):
+    raise ValueError(f"get_model({name!r}): last_stride must be 1 or 2, got "
+                     f"{backbone_kwargs['last_stride']}")
+  if head_kwargs.get("bn_neck_scale") and not head_kwargs.get("bn_neck"):
+    raise ValueError(f"get_model({name!r}): bn_neck_scale=True needs bn_neck=True")
   if rbr:
     backbone_kwargs["remove_last_bn_relu"] = True
+    if entry.build in _RESNETS:
+      backbone_kwargs["rbr_variant"] = rbr_variant
   backbone = entry.build(bn_axis_name=bn_axis_name, dtype=dtype, **backbone_kwargs)
   head = heads.EmbeddingHead(bn_axis_name=bn_axis_name, dtype=dtype, **head_kwargs)
   return Embedder(backbone=backbone, head=head)

@@ -8,7 +8,16 @@ stride of a bottleneck sits on its 3x3 convolution (torchvision's "ResNet v1.5")
 RBR (SGSL, AAAI 2023, "Remove the last BN-ReLU"): the backbone ends in BN-ReLU, and a BN neck
 on top makes the last layers BN-ReLU-BN. With `remove_last_bn_relu=True` the final block's last
 BatchNorm (`layer4_{last}/bn3`, `bn2` for ResNet-18) and the ReLU after its residual addition are
-removed: the block returns `conv3(.) + identity`. Nothing else changes.
+removed: the block returns `conv3(.) + identity`. Two readings, `rbr_variant`:
+  * "paper" (the paper's wording): only that BN and that ReLU go; the block's inner ReLUs stay.
+  * "fastreid" (what the authors ran, luyang-NWPU/SGSL `fastreid/modeling/meta_arch/
+    baseline.py`): `layer4[2].bn3` and `layer4[2].relu` become identities, and fastreid's
+    Bottleneck calls that one `relu` module three times (`fastreid/modeling/backbones/
+    resnet.py`), so the ReLUs after `bn1` and `bn2` of the final block go as well:
+    `conv3(bn2(conv2(bn1(conv1(x))))) + identity`, with no ReLU anywhere in the block.
+
+`last_stride=1` keeps the last stage at the resolution of the third (fastreid's
+`MODEL.BACKBONE.LAST_STRIDE`, as SGSL's runs use): a 224 input gives a 14x14 map.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ import jax.numpy as jnp
 
 from dmlax.models import layers
 
+RBR_VARIANTS = ("paper", "fastreid")
+
 
 class BasicBlock(nn.Module):
   """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
@@ -28,6 +39,7 @@ class BasicBlock(nn.Module):
   stride: int = 1
   downsample: bool = False
   last_bn_relu: bool = True
+  inner_relu: bool = True
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   expansion = 1
@@ -39,7 +51,8 @@ class BasicBlock(nn.Module):
     identity = x
     y = layers.conv(self.planes, 3, stride=self.stride, padding=1, dtype=self.dtype,
                     name="conv1")(x)
-    y = nn.relu(bn("bn1")(y))
+    y = bn("bn1")(y)
+    y = nn.relu(y) if self.inner_relu else y
     y = layers.conv(self.planes, 3, padding=1, dtype=self.dtype, name="conv2")(y)
     if self.last_bn_relu:
       y = bn("bn2")(y)
@@ -59,6 +72,7 @@ class Bottleneck(nn.Module):
   groups: int = 1
   base_width: int = 64
   last_bn_relu: bool = True
+  inner_relu: bool = True
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   expansion = 4
@@ -70,10 +84,11 @@ class Bottleneck(nn.Module):
     width = int(self.planes * (self.base_width / 64.0)) * self.groups
     identity = x
     y = layers.conv(width, 1, dtype=self.dtype, name="conv1")(x)
-    y = nn.relu(bn("bn1")(y))
+    relu = nn.relu if self.inner_relu else (lambda v: v)
+    y = relu(bn("bn1")(y))
     y = layers.conv(width, 3, stride=self.stride, padding=1, groups=self.groups,
                     dtype=self.dtype, name="conv2")(y)
-    y = nn.relu(bn("bn2")(y))
+    y = relu(bn("bn2")(y))
     y = layers.conv(self.planes * 4, 1, dtype=self.dtype, name="conv3")(y)
     if self.last_bn_relu:
       y = bn("bn3")(y)
@@ -93,6 +108,9 @@ class ResNet(nn.Module):
     stage_sizes: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50.
     groups, width_per_group: ResNeXt cardinality and width (32, 4 for ResNeXt-50 32x4d).
     remove_last_bn_relu: RBR (see the module docstring).
+    rbr_variant: "paper" or "fastreid", which ReLUs RBR removes (see the module docstring).
+    last_stride: stride of the last stage's first block (2 as torchvision; 1 as fastreid's
+      `LAST_STRIDE: 1`).
     bn_axis_name: axis name for cross-replica BatchNorm statistics.
     dtype: compute dtype; parameters stay float32.
 
@@ -107,11 +125,17 @@ class ResNet(nn.Module):
   groups: int = 1
   width_per_group: int = 64
   remove_last_bn_relu: bool = False
+  rbr_variant: str = "paper"
+  last_stride: int = 2
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if self.rbr_variant not in RBR_VARIANTS:
+      raise ValueError(f"rbr_variant must be one of {RBR_VARIANTS}, got {self.rbr_variant!r}")
+    if self.last_stride not in (1, 2):
+      raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
     x = jnp.asarray(x, self.dtype)
     x = layers.conv(64, 7, stride=2, padding=3, dtype=self.dtype, name="conv1")(x)
     x = layers.batch_norm(train, axis_name=self.bn_axis_name, dtype=self.dtype, name="bn1")(x)
@@ -126,12 +150,16 @@ class ResNet(nn.Module):
       planes = 64 * 2**i
       for j in range(num_blocks):
         stride = 2 if (i > 0 and j == 0) else 1
+        if i == num_stages - 1 and j == 0:
+          stride = self.last_stride
         out_channels = planes * block_cls.expansion
         is_last = i == num_stages - 1 and j == num_blocks - 1
+        rbr_here = is_last and self.remove_last_bn_relu
         x = block_cls(
             planes=planes, stride=stride,
             downsample=(j == 0 and (stride != 1 or in_channels != out_channels)),
-            last_bn_relu=not (is_last and self.remove_last_bn_relu),
+            last_bn_relu=not rbr_here,
+            inner_relu=not (rbr_here and self.rbr_variant == "fastreid"),
             bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"layer{i + 1}_{j}",
             **extra)(x, train=train)
         in_channels = out_channels
