@@ -12,20 +12,58 @@ Train augmentations (`augment=`):
     (as ProxyAnchor's reference code prepares it).
   - "face": resize to `image_size` if given, random flip, `(x - 127.5) / 128` (W-Softmax 5.5,
     aligned LFW/CASIA faces).
+  - "fastretri_cub", "fastretri_cars", "fastretri_sop", "fastretri_inshop": what SGSL's
+    authors ran (luyang-NWPU/SGSL `projects/FastRetri/fastretri/trainer.py` with the settings of
+    `projects/FastRetri/logs/r50-base_<dataset>/config.yaml`, see `FASTRETRI`): bicubic resize
+    (CUB: shorter side 256; Cars196, SOP: 256 x 256; In-shop: none), colour jitter (CUB: 0.25
+    brightness/contrast/saturation; Cars196: 0.3/0.3/0.3 and hue 0.1; SOP, In-shop: none)
+    applied to every image, bicubic random resized crop to `image_size` (224) at area 0.16-1
+    and aspect 3/4-4/3 (Cars196: 1), random flip, ImageNet mean/std. That trainer does not read
+    the config's padding (`DO_PAD`, `PADDING: 10`) or jitter probability (`CJ.PROB: 0.5`):
+    neither is applied here either.
 Evaluation uses the same normalisation with no randomness: "imagenet"/"bninception" resize the
 shorter side to `round(image_size * 256 / 224)` and take the centre `image_size` square (MPA:
-resize 256, centre crop 224); the others resize to `image_size` if given.
+resize 256, centre crop 224); "fastretri_*" resize as in training and take the centre
+`image_size` square (torchvision's `CenterCrop`, as that trainer's test loader); the others
+resize to `image_size` if given.
 
 Example:
   >>> fn = train_transform("imagenet", image_size=224, channels=3)
   >>> x = fn(jpeg_bytes, np.random.default_rng(0))   # float32 (224, 224, 3)
 """
+import dataclasses
 import io
 import math
 
 import numpy as np
 
-AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception", "face")
+
+@dataclasses.dataclass(frozen=True)
+class FastRetri:
+  """One dataset's input pipeline in SGSL's authors' FastRetri trainer.
+
+  Attributes:
+    resize: (height, width) for both sides, an int for the shorter side (torchvision's
+      `Resize(int)`), or None for no resize (`SIZE_TRAIN`/`SIZE_TEST`; bicubic).
+    jitter: torchvision `ColorJitter(brightness, contrast, saturation, hue)` or None (`CJ`).
+    scale, ratio: the random resized crop's area and aspect ranges (`SCALE`, `RATIO`).
+  """
+  resize: tuple[int, int] | int | None
+  jitter: tuple[float, float, float, float] | None
+  scale: tuple[float, float] = (0.16, 1.0)
+  ratio: tuple[float, float] = (0.75, 1.33333)
+
+
+# luyang-NWPU/SGSL projects/FastRetri/logs/r50-base_{cub,cars,sop,inshop}/config.yaml (INPUT).
+FASTRETRI = {
+    "fastretri_cub": FastRetri(resize=256, jitter=(0.25, 0.25, 0.25, 0.0)),
+    "fastretri_cars": FastRetri(resize=(256, 256), jitter=(0.3, 0.3, 0.3, 0.1),
+                                ratio=(1.0, 1.0)),
+    "fastretri_sop": FastRetri(resize=(256, 256), jitter=None),
+    "fastretri_inshop": FastRetri(resize=None, jitter=None),
+}
+AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception", "face", *FASTRETRI)
+_CROPPED = ("imagenet", "bninception", *FASTRETRI)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BNINCEPTION_MEAN_BGR = np.array([104.0, 117.0, 128.0], dtype=np.float32)
@@ -58,7 +96,7 @@ def _to_array(image, mode: str) -> np.ndarray:
 def normalize(x: np.ndarray, augment: str) -> np.ndarray:
   """uint8 (H, W, C) -> float32 in the input convention of `augment`."""
   x = x.astype(np.float32)
-  if augment == "imagenet":
+  if augment == "imagenet" or augment in FASTRETRI:
     # (x / 255 - mean) / std as one subtract and one multiply.
     x -= IMAGENET_MEAN * 255.0
     x *= 1.0 / (IMAGENET_STD * 255.0)
@@ -120,6 +158,62 @@ def _resize_crop(image, box, size: tuple[int, int]):
   return image.resize(size, Image.BILINEAR, box=(left, top, left + w, top + h))
 
 
+def fastretri_resize(image, resize):
+  """torchvision `Resize(resize, interpolation=BICUBIC)` on a PIL image (None: unchanged)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if resize is None:
+    return image
+  width, height = image.size
+  if isinstance(resize, int):
+    # Shorter side to `resize`, the longer one truncated as torchvision computes it.
+    if width <= height:
+      size = (resize, int(resize * height / width))
+    else:
+      size = (int(resize * width / height), resize)
+  else:
+    size = (resize[1], resize[0])
+  return image if image.size == size else image.resize(size, Image.BICUBIC)
+
+
+def jitter_factors(rng: np.random.Generator, jitter) -> list[tuple[str, float]]:
+  """torchvision `ColorJitter.get_params`: the four adjustments in a random order, each factor
+  uniform in [max(0, 1 - j), 1 + j] (hue: [-j, j]); a zero strength is skipped."""
+  names = ("brightness", "contrast", "saturation", "hue")
+  out = []
+  for i in rng.permutation(4):
+    strength = jitter[i]
+    if strength <= 0:
+      continue
+    lo, hi = (-strength, strength) if names[i] == "hue" else (max(0.0, 1 - strength),
+                                                              1 + strength)
+    out.append((names[i], float(rng.uniform(lo, hi))))
+  return out
+
+
+def adjust_colour(image, name: str, factor: float):
+  """torchvision's PIL colour adjustments (`torchvision.transforms._functional_pil`):
+  brightness, contrast, saturation by `PIL.ImageEnhance` blends, hue by shifting the HSV hue
+  channel by `factor * 255` (mod 256)."""
+  from PIL import Image, ImageEnhance  # pylint: disable=g-import-not-at-top
+  if name == "brightness":
+    return ImageEnhance.Brightness(image).enhance(factor)
+  if name == "contrast":
+    return ImageEnhance.Contrast(image).enhance(factor)
+  if name == "saturation":
+    return ImageEnhance.Color(image).enhance(factor)
+  if name == "hue":
+    if image.mode in ("L", "1", "I", "F"):
+      return image
+    mode = image.mode
+    h, s, v = image.convert("HSV").split()
+    # torchvision adds np.uint8(factor * 255) to the uint8 hue: a shift truncated to an integer,
+    # wrapping modulo 256.
+    shifted = np.asarray(h, np.uint8).astype(np.int64) + int(factor * 255)
+    h = Image.fromarray((shifted % 256).astype(np.uint8), "L")
+    return Image.merge("HSV", (h, s, v)).convert(mode)
+  raise ValueError(f"adjust_colour: unknown adjustment {name!r}")
+
+
 class TrainTransform:
   """`fn(encoded, rng) -> float32 (H, W, C)`; a class (not a closure) so worker processes can
   receive it by pickling."""
@@ -127,7 +221,7 @@ class TrainTransform:
   def __init__(self, augment: str, *, image_size: int | None, channels: int,
                jpeg_draft: bool = True):
     check_augment(augment)
-    if augment in ("imagenet", "bninception") and image_size is None:
+    if augment in _CROPPED and image_size is None:
       image_size = 224
     self.augment, self.image_size, self.channels = augment, image_size, channels
     self.jpeg_draft = jpeg_draft
@@ -135,7 +229,19 @@ class TrainTransform:
   def __call__(self, encoded, rng: np.random.Generator) -> np.ndarray:
     augment, image_size = self.augment, self.image_size
     image, mode = open_image(encoded, self.channels)
-    if augment in ("imagenet", "bninception"):
+    if augment in FASTRETRI:
+      from PIL import Image  # pylint: disable=g-import-not-at-top
+      spec = FASTRETRI[augment]
+      image = fastretri_resize(image.convert(mode), spec.resize)
+      if spec.jitter is not None:
+        for name, factor in jitter_factors(rng, spec.jitter):
+          image = adjust_colour(image, name, factor)
+      left, top, w, h = random_resized_crop_box(rng, *image.size, scale=spec.scale,
+                                                ratio=spec.ratio)
+      image = image.resize((image_size, image_size), Image.BICUBIC,
+                           box=(left, top, left + w, top + h))
+      x = _to_array(image, mode)
+    elif augment in ("imagenet", "bninception"):
       box = random_resized_crop_box(rng, *image.size)
       ratio_w, ratio_h = image_size / box[2], image_size / box[3]
       if self.jpeg_draft:
@@ -159,14 +265,24 @@ class EvalTransform:
 
   def __init__(self, augment: str, *, image_size: int | None, channels: int):
     check_augment(augment)
-    if augment in ("imagenet", "bninception") and image_size is None:
+    if augment in _CROPPED and image_size is None:
       image_size = 224
     self.augment, self.image_size, self.channels = augment, image_size, channels
 
   def __call__(self, encoded) -> np.ndarray:
     augment, image_size = self.augment, self.image_size
     image, mode = open_image(encoded, self.channels)
-    if augment in ("imagenet", "bninception"):
+    if augment in FASTRETRI:
+      image = fastretri_resize(image.convert(mode), FASTRETRI[augment].resize)
+      width, height = image.size
+      if width < image_size or height < image_size:
+        raise ValueError(f"augment={augment!r}: a {width}x{height} image is smaller than the "
+                         f"{image_size} centre crop")
+      # torchvision CenterCrop: offsets int(round((size - crop) / 2)).
+      left = int(round((width - image_size) / 2.0))
+      top = int(round((height - image_size) / 2.0))
+      x = _to_array(image.crop((left, top, left + image_size, top + image_size)), mode)
+    elif augment in ("imagenet", "bninception"):
       short = round(image_size * _EVAL_RESIZE_RATIO)
       width, height = image.size
       scale = short / min(width, height)

@@ -73,3 +73,80 @@ def test_train_flip_is_seeded_and_happens_about_half_the_time():
 def test_unknown_augment():
   with pytest.raises(ValueError, match="augment='jitter'"):
     transforms.train_transform("jitter", image_size=8, channels=3)
+
+
+def _colour_image(seed=0, shape=(40, 60, 3)):
+  return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def test_colour_adjustments_match_their_float64_formulas():
+  """PIL's blends (torchvision's PIL path) against the formulas in float64: brightness blends
+  with black, saturation with the image's luma, contrast with the mean luma; hue shifts H."""
+  x = _colour_image()
+  img = Image.fromarray(x)
+  f = 1.3
+  xf = x.astype(np.float64)
+  luma = Image.fromarray(x).convert("L")
+  l = np.asarray(luma, np.float64)[..., None]
+  expect = {
+      "brightness": xf * f,
+      "saturation": l + f * (xf - l),
+      "contrast": int(l.mean() + 0.5) + f * (xf - int(l.mean() + 0.5)),
+  }
+  for name, ref in expect.items():
+    out = np.asarray(transforms.adjust_colour(img, name, f), np.float64)
+    np.testing.assert_allclose(out, np.clip(ref, 0, 255), atol=1.0, err_msg=name)
+  hsv = np.asarray(img.convert("HSV"), np.int64)
+  shifted = np.asarray(transforms.adjust_colour(img, "hue", -0.1).convert("HSV"), np.int64)
+  # RGB round trips move H by a few units; the shift itself is int(-25.5) = -25.
+  diff = (shifted[..., 0] - hsv[..., 0] + 25 + 128) % 256 - 128
+  assert np.median(np.abs(diff)) <= 2
+
+
+def test_jitter_factors_follow_torchvision_ranges():
+  rng = np.random.default_rng(0)
+  seen = set()
+  for _ in range(200):
+    draws = transforms.jitter_factors(rng, (0.3, 0.3, 0.3, 0.1))
+    assert sorted(n for n, _ in draws) == ["brightness", "contrast", "hue", "saturation"]
+    seen.add(tuple(n for n, _ in draws))
+    for name, value in draws:
+      lo, hi = (-0.1, 0.1) if name == "hue" else (0.7, 1.3)
+      assert lo <= value <= hi
+  assert len(seen) > 10  # the order is drawn, as torchvision's randperm
+  # A zero strength is skipped (CUB: no hue).
+  assert all(n != "hue" for n, _ in transforms.jitter_factors(rng, (0.25, 0.25, 0.25, 0.0)))
+
+
+def test_fastretri_resize_follows_torchvision():
+  img = Image.fromarray(_colour_image(shape=(300, 450, 3)))
+  assert transforms.fastretri_resize(img, 256).size == (384, 256)  # int(256 * 450 / 300)
+  assert transforms.fastretri_resize(img, (256, 256)).size == (256, 256)
+  assert transforms.fastretri_resize(img, None) is img
+
+
+@pytest.mark.parametrize("augment", sorted(transforms.FASTRETRI))
+def test_fastretri_pipelines_shapes_and_eval_centre(augment):
+  x = _colour_image(shape=(300, 450, 3))
+  out = transforms.train_transform(augment, image_size=224, channels=3)(
+      _png(x), np.random.default_rng(0))
+  assert out.shape == (224, 224, 3) and out.dtype == np.float32
+  ev = transforms.eval_transform(augment, image_size=224, channels=3)(_png(x))
+  spec = transforms.FASTRETRI[augment]
+  resized = np.asarray(transforms.fastretri_resize(Image.fromarray(x), spec.resize))
+  h, w = resized.shape[:2]
+  top, left = int(round((h - 224) / 2)), int(round((w - 224) / 2))
+  np.testing.assert_allclose(ev, transforms.normalize(resized[top:top + 224, left:left + 224],
+                                                      "imagenet"), atol=1e-5)
+
+
+def test_fastretri_cars_crop_is_square_and_eval_rejects_small_images():
+  x = _colour_image(shape=(64, 64, 3))
+  with pytest.raises(ValueError, match="smaller than the 224 centre crop"):
+    transforms.eval_transform("fastretri_inshop", image_size=224, channels=3)(_png(x))
+  rng = np.random.default_rng(1)
+  for _ in range(50):
+    left, top, w, h = transforms.random_resized_crop_box(
+        rng, 256, 256, scale=transforms.FASTRETRI["fastretri_cars"].scale,
+        ratio=transforms.FASTRETRI["fastretri_cars"].ratio)
+    assert w == h and 0.16 * 256 * 256 - 600 <= w * h
