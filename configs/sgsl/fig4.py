@@ -21,7 +21,7 @@ X = {"rbr": -1, "bnrelu0": 0, "bnrelu1": 1, "bnrelu2": 2, "bnrelu3": 3}
 
 TABLE = paper_tables.Table(
     name="sgsl/fig4",
-    base=lambda: recipes.retrieval("cars196", 2048),
+    base=lambda: recipes.sgsl("cars196", 2048),
     metrics=tuple(paper_tables.Metric(f"R@{k}", f"recall@{k}") for k in (1, 2, 4, 8)),
     rows={r: {"model.kwargs.rbr": x < 0, "model.kwargs.extra_bn_relu": max(x, 0)}
           for r, x in X.items()},

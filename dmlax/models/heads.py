@@ -124,6 +124,8 @@ class EmbeddingHead(nn.Module):
     extra_bn_relu: number of BatchNorm-ReLU blocks before the neck (SGSL Fig. 4).
     embedding_dim: width `M` of a linear layer (with bias; kaiming-normal fan-out weights and
       zero bias, as ProxyAnchor's reference code initialises its embedding), or None.
+    embedding_bias: False drops that layer's bias (SGSL's authors' 1x1 convolution embedding,
+      luyang-NWPU/SGSL `fastreid/modeling/heads/embedding_head.py`: `bias=False`).
     bn_neck: BatchNorm without scale and bias on top (BNNeck; SGSL Fig. 2, "a BN layer
       without scale and bias").
     bn_neck_scale: give the BN neck a learned scale (initialised to 1) and still no bias: the
@@ -137,6 +139,7 @@ class EmbeddingHead(nn.Module):
   learn_gem_p: bool = False
   extra_bn_relu: int = 0
   embedding_dim: int | None = None
+  embedding_bias: bool = True
   bn_neck: bool = False
   bn_neck_scale: bool = False
   l2_normalize: bool = False
@@ -168,7 +171,8 @@ class EmbeddingHead(nn.Module):
                        f"{x.shape}; use pooling='none'")
     if self.embedding_dim is not None:
       x = nn.Dense(
-          self.embedding_dim, dtype=self.dtype, param_dtype=jnp.float32,
+          self.embedding_dim, use_bias=self.embedding_bias, dtype=self.dtype,
+          param_dtype=jnp.float32,
           kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
           name="embedding")(x)
     for i in range(self.extra_bn_relu):

@@ -65,8 +65,8 @@ _REGISTRY: dict[str, _Entry] = {
 }
 MODEL_NAMES = tuple(_REGISTRY)
 _RESNETS = (resnet.resnet18, resnet.resnet50, resnet.resnext50_32x4d)
-_HEAD_KEYS = ("pooling", "gem_p", "learn_gem_p", "extra_bn_relu", "embedding_dim", "bn_neck",
-              "bn_neck_scale", "l2_normalize", "feature_dropout")
+_HEAD_KEYS = ("pooling", "gem_p", "learn_gem_p", "extra_bn_relu", "embedding_dim",
+              "embedding_bias", "bn_neck", "bn_neck_scale", "l2_normalize", "feature_dropout")
 
 
 def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None = None,
@@ -83,8 +83,8 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
       "fastreid" (also the final block's inner ReLUs, as SGSL's authors ran it); see
       `dmlax.models.resnet`.
     **kwargs: head options (`pooling`, `gem_p`, `learn_gem_p`, `extra_bn_relu`,
-      `embedding_dim`, `bn_neck`, `bn_neck_scale`, `l2_normalize`, `feature_dropout`; see
-      `EmbeddingHead`), `include_fc` for vgg16_bn (with `include_fc=False` its pooling
+      `embedding_dim`, `embedding_bias`, `bn_neck`, `bn_neck_scale`, `l2_normalize`,
+      `feature_dropout`; see `EmbeddingHead`), `include_fc` for vgg16_bn (with `include_fc=False` its pooling
       defaults to "avg") and `last_stride` (1 or 2) for the ResNets. `rbr_variant` has an
       effect only with `rbr=True`.
 

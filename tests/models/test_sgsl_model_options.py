@@ -114,3 +114,10 @@ def test_bad_sgsl_options_name_the_problem():
     models.get_model("resnet50", bn_neck_scale=True)
   with pytest.raises(ValueError, match="unknown keyword"):
     models.get_model("bn_inception", last_stride=1)
+
+
+def test_embedding_without_bias():
+  shapes = jax.eval_shape(lambda: models.get_model(
+      "small_cnn", embedding_dim=6, embedding_bias=False).init(
+          jax.random.key(0), jnp.zeros((1, 8, 8, 1))))
+  assert set(shapes["params"]["head"]["embedding"]) == {"kernel"}
