@@ -10,6 +10,9 @@ Train augmentations (`augment=`):
   - "bninception": the same crop and flip, then BGR channel order, 0-255 scale, minus the mean
     (104, 117, 128) per B, G, R channel: the input of the Caffe-trained BN-Inception used by MPA
     (as ProxyAnchor's reference code prepares it).
+  - "bninception_square": training as "bninception"; evaluation resizes both sides to
+    `round(image_size * 256 / 224)` before the centre crop (MPA section 4.2: "test images are
+    resized to 256x256 and cropped to 224x224 at the image center").
   - "face": resize to `image_size` if given, random flip, `(x - 127.5) / 128` (W-Softmax 5.5,
     aligned LFW/CASIA faces).
   - "fastretri_cub", "fastretri_cars", "fastretri_sop", "fastretri_inshop": what SGSL's
@@ -62,8 +65,10 @@ FASTRETRI = {
     "fastretri_sop": FastRetri(resize=(256, 256), jitter=None),
     "fastretri_inshop": FastRetri(resize=None, jitter=None),
 }
-AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception", "face", *FASTRETRI)
-_CROPPED = ("imagenet", "bninception", *FASTRETRI)
+AUGMENTS = ("none", "flip", "cifar", "imagenet", "bninception", "bninception_square", "face",
+            *FASTRETRI)
+_BNINCEPTION = ("bninception", "bninception_square")
+_CROPPED = ("imagenet", *_BNINCEPTION, *FASTRETRI)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BNINCEPTION_MEAN_BGR = np.array([104.0, 117.0, 128.0], dtype=np.float32)
@@ -101,7 +106,7 @@ def normalize(x: np.ndarray, augment: str) -> np.ndarray:
     x -= IMAGENET_MEAN * 255.0
     x *= 1.0 / (IMAGENET_STD * 255.0)
     return x
-  if augment == "bninception":
+  if augment in _BNINCEPTION:
     return x[..., ::-1] - BNINCEPTION_MEAN_BGR
   if augment == "face":
     x -= 127.5
@@ -241,7 +246,7 @@ class TrainTransform:
       image = image.resize((image_size, image_size), Image.BICUBIC,
                            box=(left, top, left + w, top + h))
       x = _to_array(image, mode)
-    elif augment in ("imagenet", "bninception"):
+    elif augment in ("imagenet", *_BNINCEPTION):
       box = random_resized_crop_box(rng, *image.size)
       ratio_w, ratio_h = image_size / box[2], image_size / box[3]
       if self.jpeg_draft:
@@ -282,6 +287,12 @@ class EvalTransform:
       left = int(round((width - image_size) / 2.0))
       top = int(round((height - image_size) / 2.0))
       x = _to_array(image.crop((left, top, left + image_size, top + image_size)), mode)
+    elif augment == "bninception_square":
+      # torchvision Resize((side, side)) then CenterCrop(image_size), as two steps.
+      side = round(image_size * _EVAL_RESIZE_RATIO)
+      image = _resize_crop(image.convert(mode), (0, 0, *image.size), (side, side))
+      offset = int(round((side - image_size) / 2.0))
+      x = _to_array(image.crop((offset, offset, offset + image_size, offset + image_size)), mode)
     elif augment in ("imagenet", "bninception"):
       short = round(image_size * _EVAL_RESIZE_RATIO)
       width, height = image.size

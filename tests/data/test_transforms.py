@@ -150,3 +150,24 @@ def test_fastretri_cars_crop_is_square_and_eval_rejects_small_images():
         rng, 256, 256, scale=transforms.FASTRETRI["fastretri_cars"].scale,
         ratio=transforms.FASTRETRI["fastretri_cars"].ratio)
     assert w == h and 0.16 * 256 * 256 - 600 <= w * h
+
+
+def test_bninception_square_eval_resizes_both_sides_then_takes_the_centre():
+  """MPA 4.2: test images resized to 256 x 256, centre 224 (here 37 x 37, centre 32)."""
+  img = np.zeros((64, 128, 3), np.uint8)
+  img[:, :32, 0] = 255
+  img[:, 32:96, 1] = 255
+  img[:, 96:, 2] = 255
+  out = transforms.eval_transform("bninception_square", image_size=32, channels=3)(_png(img))
+  ref = np.asarray(Image.fromarray(img).resize((37, 37), Image.BILINEAR))[2:34, 2:34]
+  np.testing.assert_allclose(out, transforms.normalize(ref, "bninception"), atol=1e-4)
+  # The squashed image keeps the red and blue quarters inside the crop; the shorter-side resize
+  # of "bninception" sees only the green half.
+  assert out[16, 0, 2] > 0 and out[16, -1, 0] > 0
+  short = transforms.eval_transform("bninception", image_size=32, channels=3)(_png(img))
+  assert short[16, 0, 2] < 0 and short[16, -1, 0] < 0
+  train = transforms.train_transform("bninception_square", image_size=32, channels=3)
+  np.testing.assert_array_equal(
+      train(_png(img), np.random.default_rng(3)),
+      transforms.train_transform("bninception", image_size=32, channels=3)(
+          _png(img), np.random.default_rng(3)))
