@@ -11,8 +11,9 @@ from __future__ import annotations
 import ml_collections
 
 from configs import common
+from configs import paper_tables
 
-# Supplementary Table B.1: (epochs at which lr /= 10, total epochs).
+# Supplementary Table B.1 (i-1), (i-2) and (ii): (epochs at which lr /= 10, total epochs).
 SCHEDULES = {
     "imagenet": ((30, 60, 90), 120),
     "food101": ((60, 120, 150), 180),
@@ -35,6 +36,7 @@ MODELS = {
     "resnext50": {"model.name": "resnext50_32x4d", "model.kwargs": {"pooling": "avg"}},
     "vgg16": {"model.name": "vgg16_bn", "model.kwargs": {"include_fc": True}},
 }
+ERROR = paper_tables.Metric("Error (%)", "top1_error", higher_is_better=False)
 
 
 def group_softmax(loss_type: str, groups: tuple[int, ...], grouping="discriminative") -> dict:
@@ -57,9 +59,11 @@ LOSS_ROWS = {
     "type1": group_softmax("I", (1, 2)),
     "type2": group_softmax("II", (1, 2, 4)),
 }
-ADV_DROPOUT = ("Adversarial DropOut (Park et al. 2018, p = 0.005) needs a second forward pass "
-               "per step, which dmlax.train's step does not make (dmlax.models."
-               "adversarial_dropout_mask exists; the trainer does not call it)")
+ADV_DROPOUT = ("Adversarial DropOut (Park et al. 2018, p = 0.005, GSL section 3.2) needs a "
+               "training-step option that takes the loss gradient with respect to the "
+               "penultimate features, builds dmlax.models.adversarial_dropout_mask(features, "
+               "grads, rate=0.005) and trains on the masked features; dmlax.train's step has "
+               "none yet")
 
 
 def classification(dataset: str, task: str | None, schedule: str, *,
@@ -68,25 +72,57 @@ def classification(dataset: str, task: str | None, schedule: str, *,
   c = common.get_config()
   c.dataset.name = dataset
   c.dataset.task = task
+  # supp. B.1 "standard preprocessing and data augmentation ... applied to ImageNet
+  # classification": 224 px random resized crops and flips, centre crop at test.
   c.dataset.image_size = 224
   c.dataset.augment = "imagenet"
-  c.model.name = MODELS[model]["model.name"]
+  c.model.name = MODELS[model]["model.name"]        # section 4 backbones (MODELS)
   c.model.kwargs = ml_collections.ConfigDict(MODELS[model]["model.kwargs"])
-  c.batch_size = 256
+  c.batch_size = 256                                # supp. B.1 "batch size of 256"
   boundaries, epochs = SCHEDULES[schedule]
-  c.num_epochs = float(epochs)
-  c.optimizer.name = "sgd"
-  c.optimizer.lr = lr
-  c.optimizer.momentum = 0.9
-  c.optimizer.weight_decay = 1e-4
-  c.schedule.name = "step"
-  c.schedule.boundaries = tuple(float(b) for b in boundaries)
+  c.num_epochs = float(epochs)                      # supp. Table B.1 T
+  c.optimizer.name = "sgd"                          # supp. B.1 "SGD"
+  c.optimizer.lr = lr                               # supp. B.1 0.1 (fine-tuning 0.0045)
+  c.optimizer.momentum = 0.9                        # supp. B.1 "momentum of 0.9"
+  c.optimizer.weight_decay = 1e-4                   # supp. B.1 "weight decay of 0.0001"
+  c.schedule.name = "step"                          # supp. B.1 "divided by 10 at the t-th epoch"
+  c.schedule.boundaries = tuple(float(b) for b in boundaries)  # supp. Table B.1
   c.schedule.factor = 0.1
-  c.eval.every_steps = 0
-  c.eval.ks = (1,)
-  c.checkpoint.every_steps = 2000
-  c.log_every_steps = 100
+  c.eval.every_steps = 0                            # assumption: the error after training
+  c.eval.ks = (1,)                                  # section 4: top-1 error
+  c.checkpoint.every_steps = 2000                   # assumption: bookkeeping
+  c.log_every_steps = 100                           # assumption: bookkeeping
   return c
+
+
+def imagenet_subset_table(name: str, cols: dict[str, tuple[str, str]],
+                          reported: dict[str, tuple[str, ...]]) -> paper_tables.Table:
+  """Table 3a and supplementary Table B.2b: softmax, type-I and type-II, ResNet-50 from scratch
+  on ImageNet subsets.
+
+  Args:
+    name: the table's name.
+    cols: column -> (dmlax.data task of `imagenet2012`, supp. Table B.1 schedule).
+    reported: row -> the paper's error for each column, in `cols`' order.
+  """
+  def subset(task, schedule):
+    boundaries, epochs = SCHEDULES[schedule]
+    return {"dataset.task": task, "num_epochs": float(epochs),
+            "schedule.boundaries": tuple(float(b) for b in boundaries)}
+
+  return paper_tables.Table(
+      name=name,
+      base=lambda: classification("imagenet2012", "full", "imagenet"),
+      metrics=(ERROR,),
+      rows={k: LOSS_ROWS[k] for k in ("softmax", "type1", "type2")},
+      cols={col: subset(*spec) for col, spec in cols.items()},
+      reported={(r, c): (v,) for r, vals in reported.items() for c, v in zip(cols, vals)},
+      hardware=IMAGENET_HARDWARE,
+      default_row="type2",
+  )
+
+
+IMAGENET_HARDWARE = "NVIDIA V100 GPUs (paper); up to ~600k steps of batch 256 at 224 px"
 
 
 def finetune(model: str) -> dict:
