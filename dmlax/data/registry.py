@@ -17,6 +17,7 @@ their raw labels (`dmlax.data.protocols`) that yields the protocol's splits.
 | sun397 | sun397/standard-part{1,2,3}-120k | trial0 (trial1, trial2): 50 / 50 | train, test |
 | cifar10, cifar100, mnist, fashion_mnist | same | classification (cifar10, mnist also first5..first9) | train, test |
 | lfw | lfw_verification (ours, manual) | verification (6,000 pairs) | test |
+| casia_webface | casia_webface (ours, manual) | train (face identities; evaluated on lfw) | train |
 | digits | digits (ours, embedded) | classification; retrieval (0-4 / 5-9); per_class10, per_class30 | train, test |
 | multicenter | multicenter (ours, generated) | retrieval (0-9 / 10-19); classification | train, test |
 
@@ -121,6 +122,18 @@ _LFW_MANUAL = (
     "Aaron_Eckhart/Aaron_Eckhart_0001.jpg exists (or an aligned copy with the same layout, "
     "e.g. MTCNN-aligned 160x160 as the W-Softmax paper uses), and put pairs.txt (the 10 x 600 "
     "View 2 pairs) in MANUAL_DIR.")
+# CASIA-WebFace (W-Softmax Tables 3-4): training identities only; the face tables evaluate on
+# `lfw`. Its one split is also the task's eval split (no held-out images exist).
+_CASIA_MANUAL = (
+    "CASIA-WebFace (Yi et al. 2014, https://arxiv.org/abs/1411.7923; the release is obtained "
+    "from its authors): put the images as MANUAL_DIR/CASIA-WebFace/<subject>/<image>.jpg, e.g. "
+    "MANUAL_DIR/CASIA-WebFace/0000045/001.jpg (an MTCNN-aligned 160x160 copy with the same "
+    "layout for the W-Softmax face tables).")
+_CASIA = Entry("casia_webface", "label", (None, None, 3), {"train": Task(
+    "classification", 10575, functools.partial(protocols.identity, parts={"train": ("train",)}),
+    parts=("train",), splits=("train",), eval_split="train")}, "train", manual=_CASIA_MANUAL,
+    manual_files=("CASIA-WebFace",))
+
 
 def _first(num_classes: int) -> dict[str, Task]:
   """Tasks `first{k}`: classes [0, k) of train and test (W-Softmax Table 5), k = 5 .. C - 1."""
@@ -184,6 +197,7 @@ REGISTRY: dict[str, Entry] = {
         "verification", 0, functools.partial(protocols.identity, parts={"test": ("test",)}),
         parts=("test",), splits=("test",), train_split=None)}, "verification",
         manual=_LFW_MANUAL, manual_files=("lfw", "pairs.txt")),
+    "casia_webface": _CASIA,
     "digits": Entry("digits", "label", (8, 8, 1), {
         "classification": _classification(num_classes=10),
         "retrieval": _class_split(5, 10),
