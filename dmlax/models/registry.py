@@ -4,6 +4,7 @@
     model = get_model("bn_inception", pooling="gem", gem_p=3.0, embedding_dim=512)  # MPA
     model = get_model("vgg16_bn", feature_dropout=0.5)                         # GSL baseline
     model = get_model("prelu_cifar", embedding_dim=9)                          # W-Softmax, M = 9
+    model = get_model("sphereface64")                                          # W-Softmax LFW
 
     variables = model.init(rng, images, train=False)
     features, state = model.apply(variables, images, train=True, mutable=["batch_stats"],
@@ -21,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dmlax.models import bn_inception, heads, resnet, small, vgg
+from dmlax.models import bn_inception, face, heads, resnet, small, vgg
 
 
 class Embedder(nn.Module):
@@ -61,6 +62,10 @@ _REGISTRY: dict[str, _Entry] = {
     "prelu_mnist": _Entry(small.prelu_mnist, {"pooling": "none", "embedding_dim": 256}),
     "prelu_cifar": _Entry(small.prelu_cifar, {"pooling": "none", "embedding_dim": 256}),
     "five_layer_cnn": _Entry(small.five_layer_cnn, {"pooling": "none", "embedding_dim": 3}),
+    # W-Softmax Tables 3-4 (LFW): 512-wide FC layers, as Liu et al.'s nets.
+    "liu_lfw17": _Entry(face.liu_lfw17, {"pooling": "none", "embedding_dim": 512}),
+    "sphereface20": _Entry(face.sphereface20, {"pooling": "none", "embedding_dim": 512}),
+    "sphereface64": _Entry(face.sphereface64, {"pooling": "none", "embedding_dim": 512}),
     "small_cnn": _Entry(small.small_cnn, {"pooling": "avg", "embedding_dim": 64}),
 }
 MODEL_NAMES = tuple(_REGISTRY)
