@@ -20,6 +20,9 @@ from configs import paper_tables
 
 # dataset: (model, batch size, train images, total steps, softmax steps, augment)
 DATASETS = {
+    # 5.1 "the CNN architecture presented by Liu et al."; batch 50 and 256: Liu et al. (ICML
+    # 2016) section 5.1 (assumption: the W-Softmax paper does not restate them); the steps
+    # and softmax phases are assumptions (see the module docstring).
     "mnist": ("prelu_mnist", 50, 60000, 30000, 10000, "none"),
     "cifar10": ("prelu_cifar", 256, 50000, 40000, 20000, "cifar"),
     "cifar100": ("prelu_cifar", 256, 50000, 40000, 20000, "cifar"),
@@ -33,28 +36,30 @@ def classification(dataset: str, width: int = 256) -> ml_collections.ConfigDict:
   c = common.get_config()
   c.dataset.name = dataset
   c.dataset.task = "classification"
-  c.dataset.augment = augment
+  c.dataset.augment = augment        # assumption: CIFAR's flip-and-crop, as Liu et al.
   c.model.name = model
+  # Liu et al. Table 1: FC 256 (W-Softmax 5.2 sweeps the width M).
   c.model.kwargs = ml_collections.ConfigDict({"pooling": "none", "embedding_dim": width})
   c.batch_size = batch
   c.num_epochs = 0.0
   c.num_train_steps = steps
   c.steps_per_epoch = images // batch
   c.loss.name = "weights_biased_softmax"
-  c.loss.kwargs = ml_collections.ConfigDict({"alpha": 1.0})
+  c.loss.kwargs = ml_collections.ConfigDict({"alpha": 1.0})  # rows set alpha (Tables 1-2)
+  # 5.1 "first train the CNNs using the conventional softmax loss" (length: assumption).
   c.loss.softmax_epochs = softmax_steps / (images // batch)
-  c.optimizer.name = "sgd"
-  c.optimizer.lr = 0.01
-  c.optimizer.momentum = 0.9
-  c.optimizer.weight_decay = 5e-4
-  c.schedule.name = "exponential"
+  c.optimizer.name = "sgd"           # 5.1 "Momentum optimizer"
+  c.optimizer.lr = 0.01              # 5.1 "initial learning rate as 0.01"
+  c.optimizer.momentum = 0.9         # 5.1 "the momentum is set to 0.9"
+  c.optimizer.weight_decay = 5e-4    # 5.1 "weight parameter of weights regularization is 0.0005"
+  c.schedule.name = "exponential"    # 5.1 "exponential decay rate is 0.9 and the decay step is 6000"
   c.schedule.decay_rate = 0.9
   c.schedule.decay_steps = 6000
-  c.schedule.staircase = True
-  c.eval.ks = (1,)
-  c.eval.every_steps = 0
-  c.checkpoint.every_steps = 2000
-  c.log_every_steps = 200
+  c.schedule.staircase = True        # assumption: TensorFlow's staircase decay
+  c.eval.ks = (1,)                   # 5.1: test accuracy
+  c.eval.every_steps = 0             # assumption: accuracy after training
+  c.checkpoint.every_steps = 2000    # assumption: bookkeeping
+  c.log_every_steps = 200            # assumption: bookkeeping
   return c
 
 
