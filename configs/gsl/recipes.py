@@ -47,12 +47,15 @@ def group_softmax(loss_type: str, groups: tuple[int, ...], grouping="discriminat
 # Rows of Tables 1a, 2, 3 and 4. Type-I uses G = {1, 2}, type-II G = {1, 2, 4} (section 4.1).
 LOSS_ROWS = {
     "softmax": {"loss.name": "softmax"},
+    # assumption: margin 4 (L-Softmax, Liu et al. 2016, m = 4); GSL gives none.
     "lsoftmax": {"loss.name": "large_margin_softmax", "loss.kwargs": {"margin": 4}},
     "sigsoftmax": {"loss.name": "sigsoftmax"},
+    # assumption: noise scale 0.1; GSL gives none.
     "noisy_softmax": {"loss.name": "noisy_softmax", "loss.kwargs": {"noise_scale": 0.1}},
     "virtual_softmax": {"loss.name": "virtual_softmax"},
     # Center loss weight 0.003: Wen et al.'s face setting (the GSL paper gives no value).
     "center": {"loss.name": "softmax", "loss.aux_name": "center", "loss.aux_weight": 0.003},
+    # Table 2 rows "DropOut (p = 0.2)", "(p = 0.5)", on the penultimate layer (section 4.1).
     "dropout02": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.2},
     "dropout05": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.5},
     "adv_dropout": {"loss.name": "softmax"},

@@ -11,8 +11,8 @@ Rows softmax, type1 (G = {1, 2}), type2 (G = {1, 2, 4}); the paper's numbers: `_
 Recipe (configs/gsl/recipes.py, `imagenet_subset_table`): ResNet-50 from scratch, SGD batch 256,
 lr 0.1 / 10 at the epochs of supplementary Table B.1 (i-2) (100 and 200 classes: 60, 120, 150
 of 180; 500: 30, 60, 90 of 120; 1000: (i-1) 30, 60, 90 of 120). ImageNet must be placed by hand
-(`python -m experiments.prepare_data --dataset imagenet2012 --manual_dir DIR`). Hardware: NVIDIA V100s
-(paper); full ImageNet for 120 epochs is ~600k steps of batch 256.
+(`python -m experiments.prepare_data --dataset imagenet2012 --manual_dir DIR`).
+Hardware: NVIDIA V100s (paper); full ImageNet for 120 epochs is ~600k steps of batch 256.
 """
 
 from configs.gsl import recipes

@@ -13,8 +13,8 @@ epochs 30, 60, 90 of 120 (supplementary Table B.1 (i-1), ImageNet); ImageNet aug
 224 px. ResNeXt-50 is the 32x4d model (Xie et al.; the paper does not name the cardinality,
 assumed torchvision's); VGG16 with BatchNorm and its two fc layers, no DropOut (section 4.1
 "backbone CNNs contain no DropOut"). ImageNet is placed by hand
-(`python -m experiments.prepare_data --dataset imagenet2012 --manual_dir DIR`). Hardware: NVIDIA V100s
-(paper); each run is ~600k steps of batch 256.
+(`python -m experiments.prepare_data --dataset imagenet2012 --manual_dir DIR`).
+Hardware: NVIDIA V100s (paper); each run is ~600k steps of batch 256.
 """
 
 from configs import paper_tables

@@ -17,7 +17,8 @@ R@20 99.04, R@40 99.29.
 
 Recipe: configs/sgsl/recipes.py (In-shop: SGD lr 0.003, Nesterov momentum 0.99, label smoothing
 0.1, no resize and no colour jitter, as the authors' config). In-shop images are placed by hand
-(`python -m experiments.prepare_data --dataset inshop --manual_dir DIR`). Hardware: 2 GTX 2080Ti GPUs.
+(`python -m experiments.prepare_data --dataset inshop --manual_dir DIR`).
+Hardware: 2 GTX 2080Ti GPUs.
 """
 
 from configs import paper_tables

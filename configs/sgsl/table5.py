@@ -1,4 +1,4 @@
-"""SGSL Table 5: class separability of softmax vs softmax + SGSL, 2048-d (trace S_b, trace S_w, CSC).
+"""SGSL Table 5: class separability, softmax vs softmax + SGSL, 2048-d (tr S_b, tr S_w, CSC).
 
 Paper: L. Yang, P. Wang, Y. Zhang, "Stop-Gradient Softmax Loss for Deep Metric Learning",
 AAAI 2023, Table 5 and eq. 9: `CSC = trace(S_b) / trace(S_w)`, the between-class and

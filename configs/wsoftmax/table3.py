@@ -16,9 +16,9 @@ every 10k iterations, 30k iterations; cosine similarity of features on the 6,000
 (Other papers' rows: FaceNet 99.65, Deep FR 98.95, DeepID2+ 98.97.)
 
 Data: `casia_webface` (dmlax.data; the images are brought by hand, MTCNN-aligned 160x160 as
-section 5.5: `python -m experiments.prepare_data --dataset casia_webface --manual_dir DIR`, DIR holding
-CASIA-WebFace/<subject>/<image>.jpg) for training, `lfw` (aligned the same way, with pairs.txt)
-for the 10-fold verification accuracy (`dmlax.metrics.verification_accuracy`, cosine scores).
+section 5.5: `python -m experiments.prepare_data --dataset casia_webface --manual_dir DIR`,
+DIR holding CASIA-WebFace/<subject>/<image>.jpg) for training, `lfw` (aligned the same way,
+with pairs.txt) for the 10-fold verification accuracy (`dmlax.metrics.verification_accuracy`, cosine scores).
 Network: `liu_lfw17` (dmlax.models.face), Liu et al.'s 17-convolution LFW net.
 
 Not runnable yet (`TABLE.unavailable`): the trainer evaluates retrieval and classification, not

@@ -126,8 +126,8 @@ class EmbeddingHead(nn.Module):
       zero bias, as ProxyAnchor's reference code initialises its embedding), or None.
     embedding_bias: False drops that layer's bias (SGSL's authors' 1x1 convolution embedding,
       luyang-NWPU/SGSL `fastreid/modeling/heads/embedding_head.py`: `bias=False`).
-    bn_neck: BatchNorm without scale and bias on top (BNNeck; SGSL Fig. 2, "a BN layer
-      without scale and bias").
+    bn_neck: BatchNorm without scale and bias on top (BNNeck; SGSL Fig. 2 and "Implementation
+      Details": "Batch Normalization (BN), without scaling and bias").
     bn_neck_scale: give the BN neck a learned scale (initialised to 1) and still no bias: the
       neck SGSL's authors ran (luyang-NWPU/SGSL `fastreid/modeling/heads/embedding_head.py`,
       `get_norm(..., bias_freeze=True)`: the weight trains, the bias stays at its initial 0).
@@ -151,8 +151,8 @@ class EmbeddingHead(nn.Module):
                   scale: bool | None = None) -> nn.BatchNorm:
     return nn.BatchNorm(
         use_running_average=not train, momentum=0.9, epsilon=1e-5,
-        use_scale=affine if scale is None else scale, use_bias=affine, axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=jnp.float32,
-        name=name)
+        use_scale=affine if scale is None else scale, use_bias=affine,
+        axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=jnp.float32, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
