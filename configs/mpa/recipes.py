@@ -5,7 +5,7 @@ pretrained BN-Inception, cubic GeM, 512-d embedding; AdamW with lr 1e-4 for the 
 1e-2 for the proxies (and, here, the new embedding layer), both halved every 20 epochs; batch
 180 / 64 / 32 and 60 / 60 / 100 epochs for CUB-200-2011 / Cars196 / SOP; random sampling;
 224 px crops with flips; tau = 0.2, gamma = 0.1, delta = 0.1; K = 10 (CUB, Cars) or 2 (SOP).
-Choices the paper leaves open (SPEC.md section 4): alpha = 32 (ProxyAnchor's default); AdamW
+Choices the paper leaves open (docs/spec.md section 4): alpha = 32 (ProxyAnchor's default); AdamW
 weight decay 1e-4 and frozen BatchNorm statistics, as ProxyAnchor's reference code
 (tjddus9597/Proxy-Anchor-CVPR2020) whose setting the paper reruns ("the same architecture").
 """

@@ -5,8 +5,8 @@ L. Yang, P. Wang, Y. Zhang, "Stop-Gradient Softmax Loss for Deep Metric Learning
 BatchNorm without scale and bias on top (the embedding), the backbone's last BN-ReLU removed
 (RBR); 512-d (a linear embedding) or 2048-d (the pooled features); images 256 -> 224 crops; batch
 64 = 16 identities x 4 images; 100 epochs; cosine learning rate; fp16; softmax with label
-smoothing (0.1, SPEC.md section 3) plus beta * SGSL (gamma = 30, beta = 1), SGSL joining once the
-softmax loss is below 3. "Other settings are the same as (Boudiaf et al. 2020)": the paper does
+smoothing (0.1, docs/spec.md section 3) plus beta * SGSL (gamma = 30, beta = 1), SGSL joining once
+the softmax loss is below 3. "Other settings are the same as (Boudiaf et al. 2020)": the paper does
 not restate them; assumed here from Boudiaf et al.'s reference code (jeromerony/
 dml_cross_entropy): SGD with Nesterov momentum 0.9, lr 0.02, weight decay 5e-4.
 """
