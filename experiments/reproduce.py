@@ -51,14 +51,10 @@ def main(argv) -> int:
     raise app.UsageError("give --table <paper>/<table>, --suite cpu or --list")
   # Cells share programs (the same model's init and embedding, repeated configs): compile once,
   # in this process and in --jobs workers (spawned processes read these from the environment).
+  # Set before anything imports JAX, which reads them once.
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(
       os.path.join(_WORKDIR.value, "_jax_cache")))
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
-  # A single table logs the trainer's progress; the suite prints one line per run instead.
-  logging.set_verbosity(logging.WARNING if _SUITE.value else logging.INFO)
-  loop.quiet_library_logs()
-  command = "python -m experiments.reproduce " + " ".join(sys.argv[1:])
   if _SUITE.value == "cpu":
     from experiments import cpu_suite  # pylint: disable=g-import-not-at-top
     suite_tables = tuple(_TABLE.value.split(",")) if _TABLE.value else cpu_suite.SUITE
@@ -66,12 +62,20 @@ def main(argv) -> int:
     if unknown:
       raise app.UsageError(f"--suite cpu --table takes suite tables {cpu_suite.SUITE}; "
                            f"got {sorted(unknown)}")
+  else:
+    try:
+      table = tables.load_table(_TABLE.value)
+      table.cells(_ROWS.value, _COLS.value)  # unknown rows or columns
+    except ValueError as e:
+      raise app.UsageError(str(e)) from e
+  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  # A single table logs the trainer's progress; the suite prints one line per run instead.
+  logging.set_verbosity(logging.WARNING if _SUITE.value else logging.INFO)
+  loop.quiet_library_logs()
+  command = "python -m experiments.reproduce " + " ".join(sys.argv[1:])
+  if _SUITE.value == "cpu":
     return cpu_suite.run(seeds=_SEEDS.value or 3, root=_WORKDIR.value, jobs=_JOBS.value,
                          command=command, tables=suite_tables, smoke=_SMOKE.value)
-  try:
-    table = tables.load_table(_TABLE.value)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
   summary = tables.run_table(_TABLE.value, rows=_ROWS.value, cols=_COLS.value,
                              seeds=_SEEDS.value or 1, root=_WORKDIR.value, smoke=_SMOKE.value,
                              jobs=_JOBS.value)

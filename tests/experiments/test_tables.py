@@ -103,6 +103,9 @@ def test_reproduce_list_and_usage_errors():
   assert bad.returncode == 1 and "--table must be <paper>/<table>" in bad.stderr
   suite = _run("experiments.reproduce", "--suite", "cpu", "--table", "gsl/table1a")
   assert suite.returncode == 1 and "--suite cpu --table takes suite tables" in suite.stderr
+  name = tables.all_tables()[0]
+  rows = _run("experiments.reproduce", "--table", name, "--rows", "nope")
+  assert rows.returncode == 1 and "unknown row 'nope'" in rows.stderr
 
 
 def test_dump_configs_covers_every_cell(tmp_path):
