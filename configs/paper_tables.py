@@ -43,7 +43,7 @@ class Metric:
   """A column of the paper's table and how to read it from the trainer's final metrics.
 
   `value = scale * metrics[key]`, or `scale * (1 - metrics[key])` with `complement` (accuracy
-  from `top1_error`). `key` may also name an extra statistic that `experiments.reproduce`
+  from `top1_error`). `key` may also name an extra statistic that `experiments.tables`
   computes from the trained workdir ("mean_class_angle").
   """
   name: str
@@ -95,7 +95,7 @@ class Table:
     reported: (row, col) -> the paper's numbers for `metrics`, as printed ("19.67 ± 0.48"; "-"
       where the paper prints none).
     unavailable: (row or col) -> why dmlax cannot run it (a dataset it does not register, a
-      method the trainer lacks); `experiments.reproduce` reports these instead of running them.
+      method the trainer lacks); `experiments.tables` reports these instead of running them.
     seed_field: extra config field set from the seed ("dataset.task" with a format string such as
       "trial{seed3}" for tables averaged over the protocol's trials).
     claims: checks of the paper's claims (the CPU suite).

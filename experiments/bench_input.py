@@ -14,15 +14,21 @@ alone. It then prints
 how many cores keep a GPU fed at a given training throughput (`--gpu_images_per_s`, default
 2,800: our assumption for ResNet-50 mixed-precision training on one H100, not a measurement).
 """
-import argparse
 import io
 import math
 import statistics
 import time
 
+from absl import app
+from absl import flags
 import numpy as np
 
 from dmlax.data import transforms
+
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 48, "synthetic JPEGs to transform")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "interleaved rounds (median)")
+_GPU_IMAGES_PER_S = flags.DEFINE_float(
+    "gpu_images_per_s", 2800.0, "the training throughput to feed (an assumption, not measured)")
 
 
 def cpu_medians(fns, *, rounds: int) -> dict[str, float]:
@@ -55,14 +61,12 @@ def synthetic_jpegs(n: int, seed: int = 0, size=(500, 375)) -> list[bytes]:
   return out
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--num_images", type=int, default=48)
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--gpu_images_per_s", type=float, default=2800.0)
-  args = parser.parse_args(argv)
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  num_images, gpu_images_per_s = _NUM_IMAGES.value, _GPU_IMAGES_PER_S.value
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  jpegs = synthetic_jpegs(args.num_images)
+  jpegs = synthetic_jpegs(num_images)
   fast = transforms.train_transform("imagenet", image_size=224, channels=3)
   full = transforms.train_transform("imagenet", image_size=224, channels=3, jpeg_draft=False)
 
@@ -78,19 +82,19 @@ def main(argv=None) -> None:
       Image.open(io.BytesIO(j)).convert("RGB").load()
 
   med = cpu_medians({"train aug (draft)": run(fast), "train aug (full decode)": run(full),
-                     "decode only": decode_only}, rounds=args.rounds)
+                     "decode only": decode_only}, rounds=_ROUNDS.value)
   kb = np.mean([len(j) for j in jpegs]) / 1024
-  print(f"{args.num_images} JPEGs 500x375, mean {kb:.0f} KiB; one thread")
+  print(f"{num_images} JPEGs 500x375, mean {kb:.0f} KiB; one thread")
   base = med["train aug (full decode)"]
   for name, sec in med.items():
-    print(f"  {name:24s} {args.num_images / sec:8.0f} images/s/core   "
+    print(f"  {name:24s} {num_images / sec:8.0f} images/s/core   "
           f"time ratio to full-decode aug {sec / base:.2f}")
-  rate = args.num_images / med["train aug (draft)"]
-  print(f"cores for {args.gpu_images_per_s:.0f} images/s (assumed GPU training rate): "
-        f"{math.ceil(args.gpu_images_per_s / rate)} (draft) / "
-        f"{math.ceil(args.gpu_images_per_s / (args.num_images / base))} (full decode), "
+  rate = num_images / med["train aug (draft)"]
+  print(f"cores for {gpu_images_per_s:.0f} images/s (assumed GPU training rate): "
+        f"{math.ceil(gpu_images_per_s / rate)} (draft) / "
+        f"{math.ceil(gpu_images_per_s / (num_images / base))} (full decode), "
         "before the pipeline's own overhead")
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)

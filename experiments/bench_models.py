@@ -16,11 +16,12 @@ Memory: "temp" is XLA's temporary-buffer size for the compiled step (as `timing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
+from absl import app
+from absl import flags
 import jax
 import jax.numpy as jnp
 
@@ -36,6 +37,13 @@ CASES = (
     ("vgg16_bn", 256, "GSL (supp. B.1)"),
     ("bn_inception", 180, "MPA, CUB"),
 )
+
+_MODELS = flags.DEFINE_list("models", None, "backbones to run (default: all of CASES)")
+_BATCH = flags.DEFINE_integer("batch", None, "override every batch size")
+_SIZE = flags.DEFINE_integer("size", 224, "image side")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "interleaved rounds (median)")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "compute dtype")
+_OUT = flags.DEFINE_string("out", None, "also write the markdown table here")
 
 
 def make_step(name: str, batch: int, size: int, dtype):
@@ -59,23 +67,16 @@ def make_step(name: str, batch: int, size: int, dtype):
   return compiled, args, param_bytes, temp
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--models", default=None,
-                      help="comma-separated backbones (default: all of CASES)")
-  parser.add_argument("--batch", type=int, default=None, help="override every batch size")
-  parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-  parser.add_argument("--out", default=None, help="also write the markdown table here")
-  args = parser.parse_args(argv)
-  dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
-  wanted = None if args.models is None else set(args.models.split(","))
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  dtype = jnp.float32 if _DTYPE.value == "float32" else jnp.bfloat16
+  wanted = None if _MODELS.value is None else set(_MODELS.value)
   cases = []
   for name, paper_batch, source in CASES:
     if wanted is not None and name not in wanted:
       continue
-    batch = args.batch or paper_batch
+    batch = _BATCH.value or paper_batch
     if any(c[0] == name and c[1] == batch for c in cases):
       continue  # --batch can make two cases identical
     cases.append((name, batch, f"{paper_batch} ({source})"))
@@ -85,18 +86,18 @@ def main(argv=None) -> int:
   fns, info = {}, {}
   for name, batch, source in cases:
     start = time.perf_counter()
-    step, step_args, param_bytes, temp = make_step(name, batch, args.size, dtype)
+    step, step_args, param_bytes, temp = make_step(name, batch, _SIZE.value, dtype)
     key = f"{name} b{batch}"
     fns[key] = (lambda s=step, a=step_args: s(*a))
     info[key] = (name, batch, source, temp, param_bytes)
     print(f"compiled {key} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-  seconds = timing.interleaved_medians(fns, rounds=args.rounds, inner=1, warmup=1)
+  seconds = timing.interleaved_medians(fns, rounds=_ROUNDS.value, inner=1, warmup=1)
   per_image = {k: seconds[k] / info[k][1] for k in fns}
   baseline = next((v for k, v in per_image.items() if k.startswith("resnet50 ")), None)
   device = jax.devices()[0]
   lines = [
       f"Device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s); "
-      f"{args.size}x{args.size}, {args.dtype} compute, median of {args.rounds} rounds.",
+      f"{_SIZE.value}x{_SIZE.value}, {_DTYPE.value} compute, median of {_ROUNDS.value} rounds.",
       "",
       "| backbone | batch | papers' batch | images/s | time/image vs resnet50 | XLA temp MB "
       "| params MB |",
@@ -110,12 +111,12 @@ def main(argv=None) -> int:
                  f"{temp_mb} | {param_bytes / 2**20:.0f} |")
   table = "\n".join(lines)
   print(table)
-  if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+  if _OUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    with open(_OUT.value, "w") as f:
       f.write(table + "\n")
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  app.run(main)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dmlax import metrics
-from dmlax.metrics import neighbours, retrieval
+from dmlax.metrics import neighbours
 from experiments.timing import block
 
 

@@ -14,34 +14,34 @@ checked on the way in: missing, unexpected or mis-shaped keys stop the conversio
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 
+from absl import app
+from absl import flags
 import jax
 
 from dmlax.models import pretrained
 
+_MODEL = flags.DEFINE_enum("model", None, list(pretrained.PRETRAINED_NAMES), "the backbone",
+                           required=True)
+_INPUT = flags.DEFINE_string("input", None, ".pth, .pt, .safetensors or .npz", required=True)
+_OUTPUT = flags.DEFINE_string("output", None, "output .npz", required=True)
+_RBR = flags.DEFINE_bool("rbr", False, "drop the final block's last BatchNorm (for an RBR model)")
+_NO_FC = flags.DEFINE_bool("no_fc", False, "vgg16_bn only: convert the conv trunk without fc6/fc7")
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", required=True, choices=pretrained.PRETRAINED_NAMES)
-  parser.add_argument("--input", required=True, help=".pth, .pt, .safetensors or .npz")
-  parser.add_argument("--output", required=True, help="output .npz")
-  parser.add_argument("--rbr", action="store_true",
-                      help="drop the final block's last BatchNorm (for an RBR model)")
-  parser.add_argument("--no_fc", action="store_true",
-                      help="vgg16_bn only: convert the conv trunk without fc6/fc7")
-  args = parser.parse_args(argv)
-  variables = pretrained.load_pretrained(args.model, args.input, rbr=args.rbr,
-                                         include_fc=not args.no_fc)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  pretrained.save_converted(variables, args.output)
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  variables = pretrained.load_pretrained(_MODEL.value, _INPUT.value, rbr=_RBR.value,
+                                         include_fc=not _NO_FC.value)
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  pretrained.save_converted(variables, _OUTPUT.value)
   count = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(variables["params"]))
-  print(f"{args.model}: {count:,} backbone parameters written to {args.output}")
+  print(f"{_MODEL.value}: {count:,} backbone parameters written to {_OUTPUT.value}")
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  app.run(main)

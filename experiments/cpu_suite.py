@@ -114,24 +114,24 @@ def run(*, seeds: int, root: str, jobs: int, command: str, doc: str = DOC,
   With `smoke` (a check of this machinery: 2 steps per cell), the report and plots go to
   `root` instead of docs/.
   """
-  from experiments import reproduce
+  from experiments import tables as tables_lib
   if smoke:
     doc, plots_dir = os.path.join(root, "results_cpu.md"), os.path.join(root, "plots")
   start = time.time()
   load_before = _load()
   sections = []
   held, total = 0, 0
-  pool = reproduce.make_pool(jobs)
+  pool = tables_lib.make_pool(jobs)
   for name in tables:
-    table = reproduce.load_table(name)
+    table = tables_lib.load_table(name)
     t0 = time.time()
-    summary = reproduce.run_table(name, seeds=seeds, root=root, jobs=jobs, smoke=smoke,
-                                  pool=pool)
-    reproduce.write_table_report(table, summary, os.path.join(root, name, "results.md"),
-                                 command)
+    summary = tables_lib.run_table(name, seeds=seeds, root=root, jobs=jobs, smoke=smoke,
+                                   pool=pool)
+    tables_lib.write_table_report(table, summary, os.path.join(root, name, "results.md"),
+                                  command)
     lines = [f"## {name}", "", (table_doc(name)), "",
              f"{len(summary['runs'])} runs, {time.time() - t0:.0f} s.", "",
-             reproduce.markdown_table(table, summary), "", "Claims (seed means):", ""]
+             tables_lib.markdown_table(table, summary), "", "Claims (seed means):", ""]
     for claim in table.claims:
       ok, text = check_claim(claim, summary)
       held += ok
@@ -153,7 +153,7 @@ def run(*, seeds: int, root: str, jobs: int, command: str, doc: str = DOC,
       *(["**SMOKE RUN (2 steps a cell): a check of the machinery, not results.**", ""]
         if smoke else []),
       f"Command: `{command}`", "",
-      f"Machine: {reproduce.machine()}; load average (1/5/15 min) {load_before} before the "
+      f"Machine: {tables_lib.machine()}; load average (1/5/15 min) {load_before} before the "
       f"run, {_load()} after; {jobs} training process(es).", "",
       f"Finished {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
       f"{wall / 60:.1f} min for {len(tables)} tables, {seeds} seeds per cell "

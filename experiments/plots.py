@@ -20,14 +20,19 @@ from `dmlax.metrics` (`fisher_scores`, `feature_correlations`, `mean_class_angle
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from typing import Sequence
 
+from absl import app
+from absl import flags
 import numpy as np
+
+from experiments import tables
+
+KINDS = ("tsne", "fisher", "angles", "features3d", "sweep")
+FLAGS = flags.FLAGS
 
 
 def _plt():
@@ -158,8 +163,7 @@ def sweep(summary: str | dict, *, metric: str, out: str, vline: float | None = N
   if isinstance(summary, str):
     with open(summary) as f:
       summary = json.load(f)
-  from experiments import reproduce
-  table = reproduce.load_table(summary["table"])
+  table = tables.load_table(summary["table"])
   series: dict[str, list] = {}
   for cell in summary["cells"]:
     x = cell.get("x")
@@ -191,30 +195,36 @@ def sweep(summary: str | dict, *, metric: str, out: str, vline: float | None = N
   return _save(fig, out)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("kind", choices=("tsne", "fisher", "angles", "features3d", "sweep"))
-  parser.add_argument("--workdir", action="append", default=[], help="a trained run (repeat)")
-  parser.add_argument("--label", action="append", default=[], help="its legend (repeat)")
-  parser.add_argument("--split", default="test")
-  parser.add_argument("--summary", help="summary.json of experiments.reproduce (sweep)")
-  parser.add_argument("--metric", help="the table's metric name (sweep), e.g. R@1")
-  parser.add_argument("--vline", type=float, help="a vertical marker (sweep), e.g. M_min")
-  parser.add_argument("--out", required=True)
-  args = parser.parse_args(argv)
-  if args.kind == "sweep":
-    if not (args.summary and args.metric):
-      parser.error("sweep needs --summary and --metric")
-    path = sweep(args.summary, metric=args.metric, out=args.out, vline=args.vline)
+def define_flags() -> None:
+  """The command's flags; defined only when this module is the program, since the CPU suite
+  imports it into `experiments.reproduce`, whose own --workdir would clash."""
+  flags.DEFINE_multi_string("workdir", [], "a trained run (repeat)")
+  flags.DEFINE_multi_string("label", [], "its legend (repeat)")
+  flags.DEFINE_string("split", "test", "the protocol split to embed")
+  flags.DEFINE_string("summary", None, "summary.json of experiments.reproduce (sweep)")
+  flags.DEFINE_string("metric", None, "the table's metric name (sweep), e.g. R@1")
+  flags.DEFINE_float("vline", None, "a vertical marker (sweep), e.g. M_min")
+  flags.DEFINE_string("out", None, "the PNG to write", required=True)
+
+
+def main(argv) -> int:
+  if len(argv) != 2 or argv[1] not in KINDS:
+    raise app.UsageError(f"give one kind of figure, of {', '.join(KINDS)}; got {argv[1:]}")
+  kind = argv[1]
+  if kind == "sweep":
+    if not (FLAGS.summary and FLAGS.metric):
+      raise app.UsageError("sweep needs --summary and --metric")
+    path = sweep(FLAGS.summary, metric=FLAGS.metric, out=FLAGS.out, vline=FLAGS.vline)
   else:
-    if not args.workdir:
-      parser.error(f"{args.kind} needs at least one --workdir")
-    fn = {"tsne": tsne, "fisher": fisher, "angles": angles, "features3d": features3d}[args.kind]
-    kwargs = {} if args.kind == "angles" else {"split": args.split}
-    path = fn(args.workdir, args.label, out=args.out, **kwargs)
+    if not FLAGS.workdir:
+      raise app.UsageError(f"{kind} needs at least one --workdir")
+    fn = {"tsne": tsne, "fisher": fisher, "angles": angles, "features3d": features3d}[kind]
+    kwargs = {} if kind == "angles" else {"split": FLAGS.split}
+    path = fn(FLAGS.workdir, FLAGS.label, out=FLAGS.out, **kwargs)
   print(path)
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  app.run(main)

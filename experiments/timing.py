@@ -14,7 +14,9 @@ import jax
 
 
 def block(tree):
-  return jax.tree_util.tree_map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
+  """Waits for every array of `tree` (asynchronous dispatch) and returns it."""
+  return jax.tree_util.tree_map(
+      lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
 def temp_bytes(jitted, *args) -> int | None:

@@ -1,6 +1,6 @@
 """Features of a trained workdir: restore its latest checkpoint and embed a split.
 
-The plots and the extra statistics of `experiments.reproduce` (W-Softmax's mean class angles)
+The plots and the extra statistics of `experiments.tables` (W-Softmax's mean class angles)
 need the features themselves, not only the trainer's final metrics. A workdir written by
 `dmlax.train.loop.train_and_evaluate` holds its config (`results.json`) and checkpoints, so the
 model is rebuilt from the config and restored; nothing is retrained.

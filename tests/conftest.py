@@ -12,7 +12,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow (used only to prepare tfds datasets) must never grab an accelerator in tests.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import importlib.util  # noqa: E402
+
 import hypothesis  # noqa: E402
+
+# tests/run.sh collects every module for doctests (--doctest-modules); this PyTorch reference
+# imports torch, which only DMLAX_PARITY=1 installs (its tests importorskip torch first).
+collect_ignore = [] if importlib.util.find_spec("torch") else ["models/torch_reference.py"]
 
 # Compiling a jitted loss dominates each example's time; keep property tests bounded on 2 cores.
 hypothesis.settings.register_profile("dmlax", max_examples=40, deadline=None, derandomize=True)

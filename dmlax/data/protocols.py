@@ -8,8 +8,8 @@ No image is touched, so protocols are cheap and tested without data.
 
 Protocols (papers' section in brackets):
   - `class_split`: classes `[lo, hi)` of the pooled splits -> one protocol split. CUB-200-2011
-    train classes 1-100 / test 101-200, Cars196 1-98 / 99-196 (MPA 4.1; SGSL; SPEC 6); the
-    embedded `digits` 0-4 / 5-9 and `multicenter` 0-9 / 10-19 retrieval splits.
+    train classes 1-100 / test 101-200, Cars196 1-98 / 99-196 (MPA 4.1; SGSL; docs/spec.md
+    section 6); the embedded `digits` 0-4 / 5-9 and `multicenter` 0-9 / 10-19 retrieval splits.
   - `identity`: every part as is (SOP Ebay_train / Ebay_test, In-shop train / query / gallery,
     classification datasets), labels remapped per split unless `shared` ties the maps of
     several splits together (In-shop query and gallery must agree on item ids).

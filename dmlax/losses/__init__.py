@@ -12,7 +12,7 @@ from dmlax.losses.stop_gradient import stop_gradient_softmax_loss
 from dmlax.losses.weights_biased import min_feature_dim
 from dmlax.losses.weights_biased import simplex_classifier
 from dmlax.losses.weights_biased import weights_biased_softmax_loss
-# Proxy, pair and margin losses, regularisers, proxy initialisers (issue 3).
+# Proxy, pair and margin losses, regularisers, proxy initialisers.
 from dmlax.losses.initializers import proxy_anchor_init
 from dmlax.losses.initializers import soft_triple_init
 from dmlax.losses.margin import annealed_lambda

@@ -30,7 +30,7 @@ GROUPINGS = ("discriminative", "random", "prefixed")
 
 def group_sizes(dim: int, num_groups: int) -> np.ndarray:
   """Sizes of the equal partition of `dim` sorted features: the first `dim % num_groups` groups
-  hold one more (SPEC.md section 1)."""
+  hold one more (docs/spec.md section 1)."""
   q, r = divmod(dim, num_groups)
   return np.array([q + 1] * r + [q] * (num_groups - r), dtype=np.int64)
 
@@ -272,7 +272,7 @@ def group_softmax_loss(
 
   and the loss is the mean of ``loss_G`` over ``G`` in `groups`. ``groups=(1,)`` is softmax CE
   on ``x @ W + b``. Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping",
-  WACV 2021 (Algorithm 1); SPEC.md section 1 fixes the choices the paper leaves open.
+  WACV 2021 (Algorithm 1); docs/spec.md section 1 fixes the choices the paper leaves open.
 
   Grouping: "discriminative" sorts the batch-mean discriminativity score (see
   `discriminative_grouping`; averaged over the global batch with `axis_name`, no gradient) and

@@ -134,7 +134,7 @@ def mean_class_angles(features: ArrayLike, labels: ArrayLike, weights: ArrayLike
   Args:
     features: (N, D) features.
     labels: (N,) integer labels in [0, C).
-    weights: (D, C) classifier, one column per class (SPEC layout).
+    weights: (D, C) classifier, one column per class (the layout of docs/spec.md).
 
   Returns:
     (C,) float32 mean angles in radians; NaN for a class with no feature.

@@ -1,4 +1,4 @@
-"""Every ranking metric of the retrieval protocol (SPEC.md section 6) from one blocked pass.
+"""Every ranking metric of the retrieval protocol (docs/spec.md section 6) from one blocked pass.
 
 One jitted pass over tiles of the similarity matrix (`neighbours.exact_topk`: the float32
 pass, or for large searches a bfloat16 screen with float32 rescoring, same result) yields, per
@@ -140,7 +140,7 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
   references. Queries with `R = 0` ("lone") are left out of every mean and counted. All values
   are fractions in [0, 1] (papers print them x100):
 
-    recall@k     = [sum_{i<=k} r_i > 0]                      (SPEC.md section 6)
+    recall@k     = [sum_{i<=k} r_i > 0]                      (docs/spec.md section 6)
     precision@k  = sum_{i<=k} r_i / k
     ndcg@k       = DCG(k) / DCG_best(k), DCG(k) = sum_{i<=k} (2^r_i - 1) / log2(i + 1), the best
                    ranking having min(k, R) positives first   (MPA paper eqs. 19-20)

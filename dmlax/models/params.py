@@ -31,7 +31,7 @@ def _feature_dim(features: jax.Array, who: str) -> int:
 
 
 class ClassifierWeightsModule(nn.Module):
-  """Classifier weights `W` of shape (D, C), one column per class (the SPEC's layout).
+  """Classifier weights `W` of shape (D, C), one column per class (the layout of docs/spec.md).
 
   Default initialiser: PyTorch's `nn.Linear` default, `U(-1/sqrt(D), 1/sqrt(D))`
   (`torch_linear_init`), as in the PyTorch code bases of GSL and SGSL. Pass

@@ -231,7 +231,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
   def apply(features, labels, params, *, step, rng, axis_name=None):
     param = params.get(main.param) if main.param else None
     if softmax_steps > 0:
-      # W-Softmax recipe (SPEC.md section 2): softmax CE first, the configured loss afterwards.
+      # W-Softmax recipe (docs/spec.md section 2): softmax CE first, the configured loss afterwards.
       # Both branches return the same aux keys so that lax.cond can join them.
       def first(_):
         loss, _ = softmax_call(features, labels, param, rng, axis_name, step)

@@ -22,13 +22,13 @@ from dmlax.data import registry
 from dmlax.data import transforms
 from dmlax.train import objectives
 from dmlax.train import optimizers
-from experiments import reproduce
+from experiments import tables
 
-TABLES = reproduce.all_tables()
+TABLES = tables.all_tables()
 
 
 def _cells(name):
-  table = reproduce.load_table(name)
+  table = tables.load_table(name)
   return [(r, c) for r, c in table.cells() if not table.why_unavailable(r, c)]
 
 
@@ -48,7 +48,7 @@ def _check_names(config, where):
 
 @pytest.mark.parametrize("name", TABLES)
 def test_every_cell_builds_full_and_smoke(name):
-  table = reproduce.load_table(name)
+  table = tables.load_table(name)
   assert table.name == name
   assert (table.metrics and table.rows and table.cols), name
   for row, col in table.cells():
@@ -106,7 +106,7 @@ def _smoke_cases():
   `NEW_TABLE_CELLS`."""
   candidates = []
   for name in TABLES:
-    table = reproduce.load_table(name)
+    table = tables.load_table(name)
     for row, col in table.cells():
       candidates.append(((name, row, col), _atoms(table.config(f"row={row},col={col},smoke"))))
   todo = set().union(*(atoms for _, atoms in candidates))
@@ -140,7 +140,7 @@ def _shared_compilation_cache(tmp_path_factory):
 @pytest.mark.parametrize("name,row,col", _smoke_cases())
 def test_smoke_trains_two_steps(name, row, col, tmp_path):
   from dmlax.train import loop
-  table = reproduce.load_table(name)
+  table = tables.load_table(name)
   config = table.config(f"row={row},col={col},smoke")
   results = loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["status"] == "done" and results["steps"] == 2
@@ -149,5 +149,5 @@ def test_smoke_trains_two_steps(name, row, col, tmp_path):
   assert math.isfinite(results["final"][headline]), (name, row, col, results["final"])
   values = [m.read(results["final"]) for m in table.metrics]
   assert any(math.isfinite(v) for v in values) or all(
-      m.key in reproduce.EXTRA_METRICS or m.key == "lfw_accuracy" for m in table.metrics)
+      m.key in tables.EXTRA_METRICS or m.key == "lfw_accuracy" for m in table.metrics)
   json.dumps(results["final"])

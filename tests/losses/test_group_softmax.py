@@ -199,7 +199,7 @@ def test_lemma_1_sorted_partition_maximises_relaxation(dim, num_groups):
 def test_lemma_1_unequal_sizes_optimum_is_sorted():
   """D % G != 0: the optimum over partitions with sizes (3, 2, 2) still satisfies eq. A.21 (it
   is a sorted contiguous partition), but which group gets the extra feature is not fixed by the
-  lemma, so the SPEC's "first groups one larger" is not always the maximiser."""
+  lemma, so docs/spec.md's "first groups one larger" is not always the maximiser."""
   rng = np.random.default_rng(0)
   partitions = list(_equal_partitions(range(7), 3))
   for _ in range(6):

@@ -10,7 +10,6 @@ Layouts: pml's margin-loss ``W`` is (D, C) like ours; its ProxyAnchor / ProxyNCA
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -101,7 +100,7 @@ def test_classifier_losses():
       "arcface": (losses.arcface_loss,
                   pml_losses.ArcFaceLoss(C, D, margin=np.degrees(0.5), scale=64)),
   }
-  if hasattr(losses, "normalized_softmax_loss"):  # issue 2's loss, checked here as well
+  if hasattr(losses, "normalized_softmax_loss"):  # the normalised-softmax baseline as well
     cases["normsoftmax"] = (losses.normalized_softmax_loss,
                             pml_losses.NormalizedSoftmaxLoss(C, D, temperature=0.05))
 

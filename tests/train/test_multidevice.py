@@ -12,7 +12,6 @@ them leaf by leaf checks every loss separately, with three compilations in all.
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import chex

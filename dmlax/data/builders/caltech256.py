@@ -10,7 +10,6 @@ Example:
 """
 import os
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from dmlax.data.builders import image_files
