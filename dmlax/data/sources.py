@@ -163,7 +163,7 @@ def split_labels(name: str, *, task: str | None = None, data_dir: str | None = N
   """{protocol split: `protocols.Selection`} of `name`/`task` (reads labels, not images).
 
   Example:
-    >>> split_labels("digits", task="retrieval")["train"].labels.max()
+    >>> int(split_labels("digits", task="retrieval")["train"].labels.max())
     4
   """
   _, _, task_obj = registry.lookup(name, task)

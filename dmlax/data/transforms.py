@@ -31,8 +31,13 @@ resize 256, centre crop 224); "fastretri_*" resize as in training and take the c
 resize to `image_size` if given.
 
 Example:
+  >>> import io, PIL.Image
+  >>> buf = io.BytesIO()
+  >>> PIL.Image.new("RGB", (500, 375), (120, 30, 200)).save(buf, format="JPEG")
   >>> fn = train_transform("imagenet", image_size=224, channels=3)
-  >>> x = fn(jpeg_bytes, np.random.default_rng(0))   # float32 (224, 224, 3)
+  >>> x = fn(buf.getvalue(), np.random.default_rng(0))
+  >>> x.dtype, x.shape
+  (dtype('float32'), (224, 224, 3))
 """
 import dataclasses
 import io
