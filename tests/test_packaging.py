@@ -203,8 +203,14 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path):
   out = subprocess.run(pip + ["check"], capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
 
+  # The main job as a user runs it: the checkout's experiments/ and configs/ (not dmlax/) in
+  # the working directory, dmlax from the wheel.
+  work = tmp_path / "user"
+  for top in ("experiments", "configs"):
+    shutil.copytree(os.path.join(REPO, top), work / top,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
   script = textwrap.dedent(f"""
-      import importlib, os, pkgutil
+      import importlib, json, pkgutil, runpy, sys
       import dmlax
       assert dmlax.__file__.startswith({purelib!r}), dmlax.__file__  # the wheel, not the tree
       modules = [m.name for m in pkgutil.walk_packages(dmlax.__path__, "dmlax.")]
@@ -221,15 +227,37 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path):
         batch = next(data.train_iterator(name, batch_size=8, seed=0, task=info.task))
         assert batch["image"].shape[0] == 8 and info.num_examples[info.train_split] > 0
       print("modules", len(modules), "prepared", ",".join(offline))
+      sys.path.append({str(work)!r})
+      sys.argv = ["train", "--config=configs/quickstart.py:mpa,smoke", "--workdir=run",
+                  "--config.num_train_steps=2", "--config.parallel=single"]
+      try:
+        runpy.run_module("experiments.train", run_name="__main__")
+      except SystemExit as e:
+        assert not e.code, e.code
+      results = json.load(open("run/results.json"))
+      print("trained", results["steps"], "recall@1", results["final"]["recall@1"])
       """)
   env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
   env.update(DMLAX_DATA_DIR=str(tmp_path / "data"), TF_CPP_MIN_LOG_LEVEL="2",
              JAX_PLATFORMS="cpu")
-  work = tmp_path / "cwd"  # not the checkout: `import dmlax` must not find the tree
-  work.mkdir()
   out = subprocess.run([python, "-I", "-c", script], cwd=work, env=env, capture_output=True,
                        text=True, timeout=300)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
   match = re.search(r"modules (\d+) prepared (\S+)", out.stdout)
   assert match and int(match.group(1)) >= 40, out.stdout
   assert "digits" in match.group(2).split(","), out.stdout
+  match = re.search(r"trained (\d+) recall@1 ([0-9.]+)", out.stdout)
+  assert match and int(match.group(1)) == 2 and 0 < float(match.group(2)) <= 1, out.stdout
+
+
+def test_prepare_names_a_missing_module_not_the_network(tmp_path, monkeypatch):
+  from dmlax import data
+  from dmlax.data.builders import digits
+
+  def missing(self, **kwargs):
+    del self, kwargs
+    raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+  monkeypatch.setattr(digits.Digits, "download_and_prepare", missing)
+  with pytest.raises(ImportError, match=r"'importlib_resources'.*dmlax\[data\]"):
+    data.prepare("digits", data_dir=str(tmp_path))
