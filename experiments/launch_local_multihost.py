@@ -123,7 +123,8 @@ def main(argv=None) -> int:
   codes = wait_all(procs, ns.timeout)
   for t in threads:
     t.join(timeout=5)
-  return next((c for c in codes if c), 0)
+  # A process killed by signal N reads as the shell's 128 + N.
+  return next((c if c > 0 else 128 - c for c in codes if c), 0)
 
 
 if __name__ == "__main__":

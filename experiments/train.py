@@ -32,8 +32,15 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   config = FLAGS.config
   if FLAGS.distributed or config.distributed:
-    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+    try:
+      jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                                 num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+    except ValueError as e:  # JAX names the missing value, not where it could come from
+      hint = ("" if None not in (FLAGS.coordinator_address, FLAGS.num_processes,
+                                 FLAGS.process_id) else
+              " No cluster was detected (SLURM, Open MPI, Cloud TPU, Kubernetes); pass "
+              "--coordinator_address=HOST:PORT --num_processes=N --process_id=I")
+      raise app.UsageError(f"--distributed: {e}{hint}") from e
   from dmlax.train import loop  # pylint: disable=g-import-not-at-top
   loop.quiet_library_logs()
   logging.info("JAX: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
