@@ -7,9 +7,9 @@ from dmlax import data
 
 
 @pytest.fixture(scope="module")
-def kw():
-  data.prepare("digits", task="retrieval")
-  return dict(task="retrieval", seed=5, sampler="m_per_class", m_per_class=4)
+def kw(digits_dir):
+  return dict(task="retrieval", seed=5, sampler="m_per_class", m_per_class=4,
+              data_dir=digits_dir)
 
 
 def _take(it, n):

@@ -19,7 +19,6 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import quickstart
-from dmlax import data
 from dmlax.train import loop
 from experiments import launch_local_multihost as launcher
 
@@ -31,17 +30,19 @@ STEPS, SAVE_EVERY, EVAL_EVERY, KILL_AFTER = 6, 2, 3, 4
 # the parameters: the largest difference seen was 3.9e-6 (conv2 kernel, entries up to 0.19),
 # while two more training steps move the parameters by up to 3.1e-3.
 PARAMS_TOLERANCE = dict(rtol=1e-4, atol=3e-5)
-TIMEOUT = 300  # seconds per launch of both processes; a loaded 2-core machine needs ~60
+TIMEOUT = 300  # seconds per launch of both processes (~150 s seen on 2 cores at load 16)
 
 
-def _overrides(workdir):
+def _overrides(workdir, data_dir):
   return [f"--config=configs/quickstart.py:{CONFIG_ARG}", f"--workdir={workdir}",
+          f"--config.dataset.data_dir={data_dir}",
           f"--config.num_train_steps={STEPS}", f"--config.checkpoint.every_steps={SAVE_EVERY}",
           f"--config.eval.every_steps={EVAL_EVERY}", f"--config.log_every_steps={EVAL_EVERY}"]
 
 
-def _config():
+def _config(data_dir):
   config = quickstart.get_config(CONFIG_ARG)
+  config.dataset.data_dir = data_dir
   config.num_train_steps = STEPS
   config.checkpoint.every_steps = SAVE_EVERY
   config.eval.every_steps = EVAL_EVERY
@@ -74,15 +75,15 @@ def _metrics_close(actual, expected):
                               {k: np.float64(v) for k, v in expected.items()}, atol=5e-4)
 
 
-def test_two_processes_killed_and_restarted_equal_one_process(tmp_path, monkeypatch):
-  data.prepare("digits", task="retrieval")  # once, before the processes (they share the dir)
+def test_two_processes_killed_and_restarted_equal_one_process(tmp_path, monkeypatch,
+                                                              digits_dir):
   env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   workdir = str(tmp_path / "two_processes")
 
   # Phase 1: both processes hold after the checkpoint of step KILL_AFTER; SIGKILL both.
   logs = {i: open(tmp_path / f"phase1.{i}.log", "w") for i in range(2)}
-  procs = launcher.launch(_overrides(workdir), num_processes=2, devices_per_process=4,
+  procs = launcher.launch(_overrides(workdir, digits_dir), num_processes=2, devices_per_process=4,
                           module="tests.multihost.worker", cwd=REPO, stdout=logs.get,
                           env=dict(env, DMLAX_TEST_HOLD_AFTER_SAVE=str(KILL_AFTER)))
   try:
@@ -101,9 +102,9 @@ def test_two_processes_killed_and_restarted_equal_one_process(tmp_path, monkeypa
   steps, _ = _checkpoint(workdir, KILL_AFTER)
   assert steps[-1] == KILL_AFTER, steps
 
-  # The reference meanwhile: this process, one process with 8 devices (tests/conftest.py).
+  # The reference: this process, one process with 8 devices (tests/conftest.py).
   reference_dir = str(tmp_path / "one_process")
-  reference = loop.train_and_evaluate(_config(), reference_dir)
+  reference = loop.train_and_evaluate(_config(digits_dir), reference_dir)
   assert reference["status"] == "done"
 
   # Phase 2: both restart (the launcher's command line) and finish the run.
@@ -112,7 +113,7 @@ def test_two_processes_killed_and_restarted_equal_one_process(tmp_path, monkeypa
   monkeypatch.chdir(REPO)
   rc = launcher.main(["--num_processes=2", "--devices_per_process=4",
                       "--module=tests.multihost.worker", f"--timeout={TIMEOUT}", "--",
-                      *_overrides(workdir)])
+                      *_overrides(workdir, digits_dir)])
   assert rc == 0
 
   per_process = [json.load(open(os.path.join(workdir, f"process{i}.json"))) for i in range(2)]
