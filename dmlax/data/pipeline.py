@@ -104,8 +104,10 @@ class TrainIterator:
 
   Batch `s` is a pure function of `s` (and the arguments), so the state is the step:
   `get_state()` -> `{"step": int, "fingerprint": str}`; `set_state` rebuilds the pipeline
-  from that step, resuming the exact batches. A state from a different dataset, seed, batch,
-  sampler or process layout raises ValueError.
+  from that step, resuming the exact batches. The state is the same on every process (global
+  batch `s` does not depend on the process layout), so one process's saved state resumes all
+  of them, and a run may resume on another number of processes with the same global batch. A
+  state from a different dataset, seed, global batch or sampler raises ValueError.
   """
 
   def __init__(self, make, fingerprint: str):
@@ -129,8 +131,8 @@ class TrainIterator:
 
   def set_state(self, state: dict) -> None:
     if state.get("fingerprint") != self._fingerprint:
-      raise ValueError("iterator state was saved for a different dataset, task, seed, batch "
-                       "size, sampler or process layout; cannot resume from it")
+      raise ValueError("iterator state was saved for a different dataset, task, seed, global "
+                       "batch size, sampler or augmentation; cannot resume from it")
     self._step = int(state["step"])
     self._iter = None  # Rebuilt from `step` on the next call.
 
@@ -190,9 +192,10 @@ def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | Non
       dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
     return dataset
 
+  # Not the process index or count: checkpoints store one process's state for all of them.
   fingerprint = hashlib.sha1(json.dumps(
-      [name, task_name, seed, batch_size, process_index, process_count, sampler, m_per_class,
-       augment, image_size, len(records)]).encode()).hexdigest()[:16]
+      [name, task_name, seed, global_batch, sampler, m_per_class, augment, image_size,
+       len(records)]).encode()).hexdigest()[:16]
   return TrainIterator(make, fingerprint)
 
 

@@ -75,6 +75,11 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   try:
     builder.download_and_prepare(download_config=config)
+  except ImportError as e:
+    # tfds imports some of its dependencies (TensorFlow, importlib_resources) only here.
+    raise ImportError(f"preparing {name} needs the module {e.name or str(e)!r}, which is not "
+                      "installed; `pip install 'dmlax[data]'` installs what dmlax.data needs"
+                      ) from e
   except Exception as e:  # pylint: disable=broad-except
     # tfds surfaces missing/partial files and failed downloads as many exception types
     # (TensorFlow's NotFoundError among them); say what failed and how to retry instead.

@@ -145,7 +145,9 @@ class PmapDriver:
     self.num_devices = len(self.devices)
     step = functools.partial(train_step, model=make_model(AXIS), objective=objective, rng=rng,
                              axis_name=AXIS, frozen_bn=frozen_bn)
-    self._step = jax.pmap(step, axis_name=AXIS, devices=self.devices,
+    # The mapped axis spans every process's devices (jax.devices(), the same list on every
+    # process), so that pmean averages over the global batch; each process feeds its own.
+    self._step = jax.pmap(step, axis_name=AXIS, devices=jax.devices(),
                           donate_argnums=_donate())
 
   def put_state(self, state):
