@@ -52,7 +52,9 @@ def np_cosface(x, y, w, m, s):
 def np_arcface(x, y, w, m, s):
   *_, cos = _geometry(x, w)
   theta = np.arccos(cos[np.arange(len(y)), y])
-  return _replace_target(s * cos, y, s * np.cos(theta + m))
+  # Past pi - m the monotone extension cos(theta) - m sin(m) (insightface's th/mm form).
+  psi = np.where(theta <= np.pi - m, np.cos(theta + m), np.cos(theta) - m * np.sin(m))
+  return _replace_target(s * cos, y, s * psi)
 
 
 def np_sigsoftmax(x, y, w, b):
