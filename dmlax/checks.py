@@ -73,15 +73,6 @@ def check_scalar(
     raise ValueError(f"{name} must be < {below}, got {v}")
 
 
-def check_static_int(value, name: str, minimum: int = 1) -> int:
-  """A structural hyperparameter: a concrete Python integer >= `minimum`."""
-  if is_traced(value):
-    raise ValueError(f"{name} is structural and must be a static Python integer, not traced")
-  if isinstance(value, bool) or int(value) != value or value < minimum:
-    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-  return int(value)
-
-
 def check_reduction(reduction: str) -> None:
   if reduction not in REDUCTIONS:
     raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -153,6 +144,43 @@ def check_classifier(weights, feature_dim: int, name: str = "weights") -> int:
   return num_classes
 
 
+def check_proxies(proxies, feature_dim: int, name: str = "proxies") -> int:
+  """Single proxies (C, D), one row per class, D matching the features; returns C."""
+  shape = np.shape(proxies)
+  if len(shape) != 2:
+    raise ValueError(
+        f"{name} must have shape (C, D) (one proxy per class), got shape {tuple(shape)}")
+  check_floating(proxies, name)
+  num_classes, dim = shape
+  if dim != feature_dim:
+    raise ValueError(
+        f"{name} must have shape (C, {feature_dim}) to match the feature dimension, "
+        f"got {tuple(shape)}")
+  if num_classes < 1:
+    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
+  return num_classes
+
+
+def check_multi_proxies(proxies, feature_dim: int | None = None, name: str = "proxies") -> tuple:
+  """Multi-proxies (C, K, D), floating, K >= 1, D matching the features; returns (C, K, D)."""
+  shape = np.shape(proxies)
+  if len(shape) != 3:
+    raise ValueError(
+        f"{name} must have shape (C, K, D) (classes, proxies per class, feature dim), "
+        f"got shape {tuple(shape)}")
+  check_floating(proxies, name)
+  num_classes, k, dim = shape
+  if num_classes < 1:
+    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
+  if k < 1:
+    raise ValueError(f"{name} must have K >= 1 proxies per class, got K = {k}")
+  if feature_dim is not None and dim != feature_dim:
+    raise ValueError(
+        f"{name} must have shape (C, K, {feature_dim}) to match the feature dimension, "
+        f"got {tuple(shape)}")
+  return shape
+
+
 def check_bias(bias, num_classes: int, name: str = "bias") -> None:
   if bias is None:
     return
@@ -179,6 +207,15 @@ def label_guard(labels, num_classes: int) -> jax.Array:
       raise ValueError(
           f"labels must lie in [0, {num_classes}); found {np.unique(bad)[:10].tolist()}")
   return (labels >= 0) & (labels < num_classes)
+
+
+def class_mask(labels: jax.Array, num_classes: int) -> jax.Array:
+  """(B, C) boolean one-hot of integer labels (all False for an out-of-range label).
+
+  A mask rather than a label gather: its gradient is elementwise, where a gather's is a
+  scatter-add.
+  """
+  return jnp.asarray(labels)[:, None] == jnp.arange(num_classes)[None, :]
 
 
 def nan_where_invalid(values: jax.Array, valid: jax.Array) -> jax.Array:

@@ -330,7 +330,7 @@ def group_softmax_loss(
 
   # A one-hot mask instead of a label gather: its gradient is elementwise, where the gather's is
   # a scatter-add into every resolution's (G, B, C) logits.
-  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  target_mask = checks.class_mask(labels, num_classes)
   per_example = 0.0
   for g in groups:
     z = logits[g]  # (G, B, C)

@@ -72,7 +72,7 @@ def multiclass_hinge_loss(
   z = x @ w
   if bias is not None:
     z = z + jnp.asarray(bias).astype(z.dtype)
-  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  target_mask = checks.class_mask(labels, num_classes)
   z_y = jnp.sum(jnp.where(target_mask, z, 0.0), axis=1, keepdims=True)
   violation = jnp.asarray(margin, z.dtype) + z - z_y  # (B, C)
   if variant == "crammer_singer":

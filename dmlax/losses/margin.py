@@ -57,14 +57,14 @@ def _norm(x: jax.Array, axis: int) -> jax.Array:
 
 def _ce_with_target(logits, labels, target_logit, valid, reduction):
   """Cross-entropy where the label column of `logits` is replaced by `target_logit` (B,)."""
-  onehot = labels[:, None] == jnp.arange(logits.shape[1])[None, :]
+  onehot = checks.class_mask(labels, logits.shape[1])
   logits = jnp.where(onehot, target_logit[:, None], logits)
   per_example = jax.nn.logsumexp(logits, axis=1) - target_logit
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
 def _target_column(matrix, labels):
-  onehot = labels[:, None] == jnp.arange(matrix.shape[1])[None, :]
+  onehot = checks.class_mask(labels, matrix.shape[1])
   return jnp.sum(jnp.where(onehot, matrix, 0.0), axis=1)
 
 

@@ -31,29 +31,11 @@ from dmlax import checks
 from dmlax.losses.logsumexp import log1p_sum_exp
 from dmlax.losses.normalization import inverse_norm
 from dmlax.losses.normalization import l2_normalize
-from dmlax.losses.regularizers import check_multi_proxies
 from dmlax.losses.regularizers import regularizer_from_norms
 
 
-def _check_single_proxies(proxies, feature_dim: int, name: str = "proxies") -> int:
-  shape = np.shape(proxies)
-  if len(shape) != 2:
-    raise ValueError(
-        f"{name} must have shape (C, D) (one proxy per class), got shape {tuple(shape)}")
-  checks.check_floating(proxies, name)
-  num_classes, dim = shape
-  if dim != feature_dim:
-    raise ValueError(
-        f"{name} must have shape (C, {feature_dim}) to match the feature dimension, "
-        f"got {tuple(shape)}")
-  if num_classes < 1:
-    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
-  return num_classes
-
-
 def _as_float(x) -> jax.Array:
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  return checks.as_compute(x)[0]
 
 
 def _cosine(features, proxies) -> jax.Array:
@@ -105,7 +87,7 @@ def multi_proxy_similarity(
     ((1, 1), True)
   """
   checks.check_floating(features, "features", ndim=2)
-  check_multi_proxies(proxies, np.shape(features)[1])
+  checks.check_multi_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(gamma, "gamma", positive=True)
   w = _as_float(proxies)
   return _multi_proxy_similarity(features, w, inverse_norm(w, axis=-1)[..., 0], gamma)
@@ -122,7 +104,7 @@ def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name):
   """MPA eq. 6 / ProxyAnchor from a (B, C) similarity: the (C,) per-class terms, whose sum is
   the loss; class sums span `axis_name`."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   pos = log1p_sum_exp(-alpha * (similarity - margin), positive, axis=0, axis_name=axis_name)
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=0, axis_name=axis_name)
   counts = jnp.sum(positive, axis=0)
@@ -145,7 +127,7 @@ def _reduce_class_terms(per_class, reg, valid, reduction, axis_name):
 def _dw_similarity_loss(similarity, labels, *, alpha, margin):
   """MPA-DW eq. 12 per example from a (B, C) similarity."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   s_pos = jnp.sum(jnp.where(positive, similarity, 0.0), axis=1)
   pos = jax.nn.softplus(-alpha * (s_pos - margin))
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1)
@@ -155,7 +137,7 @@ def _dw_similarity_loss(similarity, labels, *, alpha, margin):
 def _ap_similarity_loss(similarity, labels, *, alpha, margin):
   """MPA-AP eqs. 15-16 per example from a (B, C) similarity."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   shifted = jnp.where(positive, margin - similarity, similarity + margin)
   return log1p_sum_exp(alpha * shifted, axis=1)
 
@@ -170,7 +152,7 @@ def _with_regularizer(per_example, reg, reduction, axis_name=None):
 
 def _mpa_setup(features, labels, proxies, gamma, alpha, tau, margin=0.0):
   checks.check_features_labels(features, labels, "features")
-  num_classes, _, _ = check_multi_proxies(proxies, np.shape(features)[1])
+  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(gamma, "gamma", positive=True)
   checks.check_scalar(alpha, "alpha", positive=True)
   checks.check_scalar(tau, "tau", nonnegative=True)
@@ -365,7 +347,7 @@ def proxy_anchor_loss(
     True
   """
   checks.check_features_labels(features, labels, "features")
-  num_classes = _check_single_proxies(proxies, np.shape(features)[1])
+  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(alpha, "alpha", positive=True)
   checks.check_scalar(margin, "margin")
   valid = checks.label_guard(labels, num_classes)
@@ -418,7 +400,7 @@ def soft_triple_loss(
     ()
   """
   checks.check_features_labels(features, labels, "features")
-  num_classes, _, _ = check_multi_proxies(proxies, np.shape(features)[1])
+  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(gamma, "gamma", positive=True)
   checks.check_scalar(tau, "tau", nonnegative=True)
   checks.check_scalar(la, "la", positive=True)
@@ -426,7 +408,7 @@ def soft_triple_loss(
   labels = jnp.asarray(labels)
   valid = checks.label_guard(labels, num_classes)
   similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau)
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   logits = la * (similarity - margin * positive)
   target = jnp.sum(jnp.where(positive, logits, 0.0), axis=1)
   per_example = checks.nan_where_invalid(jax.nn.logsumexp(logits, axis=1) - target, valid)
@@ -469,7 +451,7 @@ def proxy_nca_loss(
   """
   checks.check_reduction(reduction)
   checks.check_features_labels(features, labels, "features")
-  num_classes = _check_single_proxies(proxies, np.shape(features)[1])
+  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(softmax_scale, "softmax_scale", positive=True)
   labels = jnp.asarray(labels)
   valid = checks.label_guard(labels, num_classes)

@@ -8,31 +8,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.checks import check_multi_proxies
 from dmlax.losses.normalization import inverse_norm
 
 # SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the
 # gradient stays finite when two centres coincide.
 PROXY_REG_EPS = 1e-5
-
-
-def check_multi_proxies(proxies, feature_dim: int | None = None, name: str = "proxies") -> tuple:
-  """Multi-proxies (C, K, D), floating, K >= 1, D matching the features; returns (C, K, D)."""
-  shape = np.shape(proxies)
-  if len(shape) != 3:
-    raise ValueError(
-        f"{name} must have shape (C, K, D) (classes, proxies per class, feature dim), "
-        f"got shape {tuple(shape)}")
-  checks.check_floating(proxies, name)
-  num_classes, k, dim = shape
-  if num_classes < 1:
-    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
-  if k < 1:
-    raise ValueError(f"{name} must have K >= 1 proxies per class, got K = {k}")
-  if feature_dim is not None and dim != feature_dim:
-    raise ValueError(
-        f"{name} must have shape (C, K, {feature_dim}) to match the feature dimension, "
-        f"got {tuple(shape)}")
-  return shape
 
 
 def proxy_regularizer(proxies: ArrayLike) -> jax.Array:

@@ -107,7 +107,7 @@ stop_gradient_cosine.defvjp(_sc_fwd, _sc_bwd)
 def _sgsl_per_example(cos, labels, gamma):
   """softplus(LSE^gamma_{j != y}(cos_j) - cos_y), eq. 6."""
   num_classes = cos.shape[1]
-  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  target_mask = checks.class_mask(labels, num_classes)
   cos_y = jnp.sum(jnp.where(target_mask, cos, 0.0), axis=1)
   negatives = jnp.where(target_mask, -jnp.inf, gamma * cos)
   lse = jax.nn.logsumexp(negatives, axis=1) / gamma

@@ -160,7 +160,7 @@ def weights_biased_softmax_loss(
       g = jnp.einsum("db,dc->bc", w_y, w_b, preferred_element_type=dtype)
     else:
       g = jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
-    target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+    target_mask = checks.class_mask(labels, num_classes)
     s_y = jnp.sum(jnp.where(target_mask, s_b, 0.0), axis=1, keepdims=True)
     sq_norm = alpha * alpha + 2.0 * alpha * g + 1.0
     negative = (alpha * s_y + s_b) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
