@@ -199,3 +199,14 @@ def test_stop_gradient_biased_gradient_matches_reference(batch, num_classes):
   chex.assert_trees_all_close(value, value_default, rtol=1e-6)
   chex.assert_trees_all_close(value, np_w_softmax(x, y, w, alpha).sum(), rtol=2e-5)
   assert not np.allclose(gw, gw_default, atol=1e-3)
+
+
+@pytest.mark.parametrize("batch,num_classes", [(6, 4), (12, 3)])  # both computation paths
+def test_float64_kept(batch, num_classes):
+  x, y, w = draw(batch + 40, batch=batch, num_classes=num_classes)
+  with jax.enable_x64(True):
+    value, grads = jax.jit(jax.value_and_grad(
+        lambda a, p: losses.weights_biased_softmax_loss(a, y, p, reduction="sum"),
+        argnums=(0, 1)))(np.float64(x), np.float64(w))
+    assert value.dtype == jnp.float64 and all(g.dtype == jnp.float64 for g in grads)
+    chex.assert_trees_all_close(value, np_w_softmax(x, y, w, 1.0).sum(), rtol=1e-12)
