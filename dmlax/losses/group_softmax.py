@@ -30,7 +30,7 @@ GROUPINGS = ("discriminative", "random", "prefixed")
 
 def group_sizes(dim: int, num_groups: int) -> np.ndarray:
   """Sizes of the equal partition of `dim` sorted features: the first `dim % num_groups` groups
-  hold one more (SPEC.md section 1)."""
+  hold one more (an assumption: the paper does not say how an uneven split is cut)."""
   q, r = divmod(dim, num_groups)
   return np.array([q + 1] * r + [q] * (num_groups - r), dtype=np.int64)
 
@@ -272,7 +272,8 @@ def group_softmax_loss(
 
   and the loss is the mean of ``loss_G`` over ``G`` in `groups`. ``groups=(1,)`` is softmax CE
   on ``x @ W + b``. Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping",
-  WACV 2021 (Algorithm 1); SPEC.md section 1 fixes the choices the paper leaves open.
+  WACV 2021 (Algorithm 1). The paper leaves one choice open: when ``D % G != 0`` the first
+  ``D % G`` groups hold one more feature.
 
   Grouping: "discriminative" sorts the batch-mean discriminativity score (see
   `discriminative_grouping`; averaged over the global batch with `axis_name`, no gradient) and

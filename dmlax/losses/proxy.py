@@ -17,7 +17,7 @@ features alone is exact under ``shard_map`` but the device count times it under 
 
 Reference for the MPA family: Saeki, Kawahara and Aman, "Multi Proxy Anchor Family Loss for
 Several Types of Gradients" (preprint, 2023; "the MPA paper" below). The formulas follow the
-paper and SPEC.md section 4.
+paper's equations, cited at each loss.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def mpa_loss(
   with S the multi-proxy similarity (`multi_proxy_similarity`), :math:`C^+` the classes present
   in the (global) batch, :math:`X_c^\pm` the batch samples of / not of class c and R the
   `proxy_regularizer`. The negative term divides by the number of classes C, as ProxyAnchor's
-  reference code (tjddus9597/Proxy-Anchor-CVPR2020) and SPEC.md section 4 do (the paper writes
+  reference code (tjddus9597/Proxy-Anchor-CVPR2020) does (the paper writes
   :math:`|C^-|`). With K = 1 and tau = 0 it equals `proxy_anchor_loss`.
 
   Args:
@@ -431,7 +431,7 @@ def proxy_nca_loss(
 
   Movshovitz-Attias et al., "No Fuss Distance Metric Learning using Proxies" (ICCV 2017), with
   normalised features and proxies and the positive proxy **included** in the denominator (the
-  paper leaves it out; pytorch-metric-learning and SPEC.md include it, which keeps the loss
+  paper leaves it out; pytorch-metric-learning includes it, which keeps the loss
   bounded below by 0). Deliberate difference: pytorch-metric-learning drops examples whose
   positive probability underflows to exactly 0 before averaging; this is computed as a
   log-softmax and never drops an example.
