@@ -119,7 +119,7 @@ def check_labels(labels, batch_size: int, name: str = "labels") -> None:
 
 def check_nonempty(batch: int, name: str = "features") -> None:
   if batch == 0:
-    raise ValueError(f"{name} is an empty batch (B = 0): a loss needs at least one example")
+    raise ValueError(f"{name} is an empty batch (B = 0): at least one example is needed")
 
 
 def check_features_labels(features, labels, name: str = "features") -> tuple[int, int]:
