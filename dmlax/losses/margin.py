@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 
 from dmlax import checks
 from dmlax.checks import NORM_EPS
+from dmlax.losses import class_sharding
 
 # sqrt(1 - c^2) is either 0 (c = +-1) or >= 3.4e-4 in float32, so capping the derivative's
 # denominator at 1e-4 changes nothing but the points c = +-1 themselves.
@@ -41,12 +42,12 @@ def _sin_from_cos_jvp(primals, tangents):
   return s, -c / jnp.maximum(s, _SIN_FLOOR) * t
 
 
-def _setup(features, labels, weights, reduction):
+def _setup(features, labels, weights, reduction, class_axis_name=None):
   """Checks; returns features and weights in the compute dtype, labels and the validity mask."""
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
-  num_classes = checks.check_classifier(weights, dim)
-  valid = checks.label_guard(labels, num_classes)
+  num_local = checks.check_classifier(weights, dim)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
   x, w = checks.as_compute(features, weights)
   return x, w, jnp.asarray(labels), valid
 
@@ -55,17 +56,16 @@ def _norm(x: jax.Array, axis: int) -> jax.Array:
   return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis), NORM_EPS * NORM_EPS))
 
 
-def _ce_with_target(logits, labels, target_logit, valid, reduction):
+def _ce_with_target(logits, labels, target_logit, valid, reduction, class_axis_name=None):
   """Cross-entropy where the label column of `logits` is replaced by `target_logit` (B,)."""
-  onehot = checks.class_mask(labels, logits.shape[1])
+  onehot = class_sharding.local_mask(labels, logits.shape[1], class_axis_name)
   logits = jnp.where(onehot, target_logit[:, None], logits)
-  per_example = jax.nn.logsumexp(logits, axis=1) - target_logit
+  per_example = class_sharding.logsumexp(logits, class_axis_name) - target_logit
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
-def _target_column(matrix, labels):
-  onehot = checks.class_mask(labels, matrix.shape[1])
-  return jnp.sum(jnp.where(onehot, matrix, 0.0), axis=1)
+def _target_column(matrix, labels, class_axis_name=None):
+  return class_sharding.label_column(matrix, labels, class_axis_name)
 
 
 def _check_int_margin(margin) -> int:
@@ -213,6 +213,7 @@ def cosface_loss(
     margin: float = 0.35,
     scale: float = 64.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""CosFace / AM-Softmax, Wang et al., CVPR 2018.
 
@@ -228,6 +229,8 @@ def cosface_loss(
     margin: m (may be traced).
     scale: s > 0 (may be traced).
     reduction: "mean", "sum" or "none".
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> loss = cosface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0,
@@ -237,10 +240,10 @@ def cosface_loss(
   """
   checks.check_scalar(margin, "margin")
   checks.check_scalar(scale, "scale", positive=True)
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   cos = _cosines(x, w)
-  target = scale * (_target_column(cos, labels) - margin)
-  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+  target = scale * (_target_column(cos, labels, class_axis_name) - margin)
+  return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
 def arcface_loss(
@@ -251,6 +254,7 @@ def arcface_loss(
     margin: float = 0.5,
     scale: float = 64.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""ArcFace / additive angular margin, Deng et al., CVPR 2019.
 
@@ -276,6 +280,8 @@ def arcface_loss(
     margin: m in radians, in [0, pi) (may be traced).
     scale: s > 0 (may be traced).
     reduction: "mean", "sum" or "none".
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> loss = arcface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0,
@@ -285,16 +291,16 @@ def arcface_loss(
   """
   checks.check_scalar(margin, "margin", nonnegative=True, below=math.pi)
   checks.check_scalar(scale, "scale", positive=True)
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   cos = _cosines(x, w)
-  cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
+  cos_y = jnp.clip(_target_column(cos, labels, class_axis_name), -1.0, 1.0)
   m = jnp.asarray(margin, x.dtype)
   cos_m, sin_m = jnp.cos(m), jnp.sin(m)
   shifted = cos_y * cos_m - _sin_from_cos(cos_y) * sin_m
   # theta <= pi - m  <=>  cos(theta) >= cos(pi - m) = -cos(m).
   psi = jnp.where(cos_y >= -cos_m, shifted, cos_y - m * sin_m)
   target = scale * psi
-  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+  return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
 def _linear_logits(x, w, bias):
