@@ -1,10 +1,18 @@
 """Loss functions of dmlax: pure functions of arrays, usable under jit, vmap, grad, pmap and
 shard_map. Shapes: features (B, D), integer labels (B,), classifier weights (D, C), single
 proxies (C, D), multi-proxies (C, K, D). See each function's docstring for its formula and paper.
+
+Every loss follows one contract (checked for every loss of ``__all__`` by
+``tests/losses/test_contract.py``): the first argument is ``features`` (per-example vectors;
+``logits`` for `softmax_cross_entropy`), then ``labels``; hyperparameters are keyword-only;
+``reduction`` in {"mean", "sum", "none"}; float64 in gives float64 out and bfloat16 in a
+float32-accumulated result; continuous hyperparameters may be traced; an empty batch raises a
+``ValueError``; a traced out-of-range label makes the value and the gradient NaN.
 """
 
 from dmlax.losses.group_softmax import discriminative_grouping
 from dmlax.losses.group_softmax import group_softmax_loss
+from dmlax.losses.hinge import multiclass_hinge_loss
 from dmlax.losses.softmax import normalized_softmax_loss
 from dmlax.losses.softmax import softmax_cross_entropy
 from dmlax.losses.stop_gradient import softmax_sgsl_loss
@@ -12,7 +20,6 @@ from dmlax.losses.stop_gradient import stop_gradient_softmax_loss
 from dmlax.losses.weights_biased import min_feature_dim
 from dmlax.losses.weights_biased import simplex_classifier
 from dmlax.losses.weights_biased import weights_biased_softmax_loss
-# Proxy, pair and margin losses, regularisers, proxy initialisers.
 from dmlax.losses.initializers import proxy_anchor_init
 from dmlax.losses.initializers import soft_triple_init
 from dmlax.losses.margin import annealed_lambda
@@ -36,3 +43,39 @@ from dmlax.losses.proxy import soft_triple_loss
 from dmlax.losses.regularizers import center_loss
 from dmlax.losses.regularizers import proxy_regularizer
 from dmlax.losses.regularizers import ring_loss
+
+__all__ = [
+    "annealed_lambda",
+    "arcface_loss",
+    "center_loss",
+    "contrastive_loss",
+    "cosface_loss",
+    "discriminative_grouping",
+    "group_softmax_loss",
+    "large_margin_softmax_loss",
+    "min_feature_dim",
+    "mpa_ap_loss",
+    "mpa_dw_loss",
+    "mpa_loss",
+    "multi_proxy_similarity",
+    "multi_similarity_loss",
+    "multiclass_hinge_loss",
+    "noisy_softmax_loss",
+    "normalized_softmax_loss",
+    "proxy_anchor_init",
+    "proxy_anchor_loss",
+    "proxy_nca_loss",
+    "proxy_regularizer",
+    "ring_loss",
+    "sigsoftmax_loss",
+    "simplex_classifier",
+    "soft_triple_init",
+    "soft_triple_loss",
+    "softmax_cross_entropy",
+    "softmax_sgsl_loss",
+    "sphereface_loss",
+    "stop_gradient_softmax_loss",
+    "triplet_margin_loss",
+    "virtual_softmax_loss",
+    "weights_biased_softmax_loss",
+]

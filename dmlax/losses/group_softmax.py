@@ -30,7 +30,7 @@ GROUPINGS = ("discriminative", "random", "prefixed")
 
 def group_sizes(dim: int, num_groups: int) -> np.ndarray:
   """Sizes of the equal partition of `dim` sorted features: the first `dim % num_groups` groups
-  hold one more (docs/spec.md section 1)."""
+  hold one more (an assumption: the paper does not say how an uneven split is cut)."""
   q, r = divmod(dim, num_groups)
   return np.array([q + 1] * r + [q] * (num_groups - r), dtype=np.int64)
 
@@ -143,8 +143,7 @@ def _discriminativity(features, labels, weights, axis_name):
   """
   x = jax.lax.stop_gradient(features)
   w = jax.lax.stop_gradient(weights)
-  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+  x, w = checks.as_compute(x, w)
   num_classes = w.shape[1]
   # The barrier keeps XLA from fusing the column gather into the reduction, which on CPU turns
   # an O(B·D) pass into a slow element-wise gather loop (5x slower at B=256, D=2048).
@@ -218,8 +217,9 @@ def discriminative_grouping(
 
 
 def _group_logits(features, weights, bias, perm, groups):
-  """{G: (G, B, C) float32 group logits (eq. 5)} for every resolution in `groups`."""
+  """{G: (G, B, C) group logits (eq. 5)} in the compute dtype, for every resolution in `groups`."""
   dim = features.shape[1]
+  dtype = checks.compute_dtype(features, weights)
   out: dict[int, jax.Array] = {}
   for g in sorted(groups, reverse=True):
     # A finer resolution already computed whose boundaries contain ours: sum its groups.
@@ -232,15 +232,15 @@ def _group_logits(features, weights, bias, perm, groups):
                           for a, b in _nesting_ranges(dim, g, h)])
       continue
     if g == 1:
-      z = jnp.matmul(features, weights, preferred_element_type=jnp.float32)[None]
+      z = jnp.matmul(features, weights, preferred_element_type=dtype)[None]
     else:
       # Rows of x.T and of W are gathered alike (contiguous row copies); the (G, S, B) lhs feeds
       # the batched dot without the transposes a (B, G, S) column gather costs on CPU.
       z = jnp.einsum("gsb,gsc->gbc", _blocked(features.T, perm, dim, g),
-                     _blocked(weights, perm, dim, g), preferred_element_type=jnp.float32)
+                     _blocked(weights, perm, dim, g), preferred_element_type=dtype)
     if bias is not None:
-      share = jnp.asarray(group_sizes(dim, g) / dim, jnp.float32)
-      z = z + share[:, None, None] * bias.astype(jnp.float32)[None, None, :]
+      share = jnp.asarray(group_sizes(dim, g) / dim, dtype)
+      z = z + share[:, None, None] * bias.astype(dtype)[None, None, :]
     out[g] = z
   return out
 
@@ -272,7 +272,8 @@ def group_softmax_loss(
 
   and the loss is the mean of ``loss_G`` over ``G`` in `groups`. ``groups=(1,)`` is softmax CE
   on ``x @ W + b``. Kobayashi, "Group Softmax Loss with Discriminative Feature Grouping",
-  WACV 2021 (Algorithm 1); docs/spec.md section 1 fixes the choices the paper leaves open.
+  WACV 2021 (Algorithm 1). The paper leaves one choice open: when ``D % G != 0`` the first
+  ``D % G`` groups hold one more feature.
 
   Grouping: "discriminative" sorts the batch-mean discriminativity score (see
   `discriminative_grouping`; averaged over the global batch with `axis_name`, no gradient) and
@@ -283,7 +284,11 @@ def group_softmax_loss(
   Cost: one permutation of features and of W's rows, then the finest resolution's group logits
   as one blocked matmul (same FLOPs as ``x @ W``); coarser resolutions whose group boundaries
   nest in a finer one are sums of its group logits, others get their own blocked matmul. No
-  (B, D, C) array is built. Logits accumulate in float32.
+  (B, D, C) array is built. Logits accumulate in float32 (float64 for float64 inputs).
+
+  Transforms: the feature permutation is a `jax.custom_vjp` (its transpose is a gather, not a
+  scatter-add), so with ``max(groups) > 1`` only reverse mode works (``jax.grad``,
+  ``jax.jacrev``); ``jax.jacfwd`` and ``jax.hessian`` raise. ``groups=(1,)`` supports both.
 
   Args:
     features: (B, D) floating features.
@@ -302,8 +307,9 @@ def group_softmax_loss(
 
   Example:
     >>> x = jnp.array([[1.0, 2.0, 0.5, -1.0]]); w = jnp.eye(4)[:, :2]
-    >>> group_softmax_loss(x, jnp.array([0]), w, groups=(1,))  # = log(1 + e^(2 - 1))
-    Array(1.3132615, dtype=float32)
+    >>> loss = group_softmax_loss(x, jnp.array([0]), w, groups=(1,))
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(2.0 - 1.0))))
+    True
   """
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
@@ -325,7 +331,7 @@ def group_softmax_loss(
 
   # A one-hot mask instead of a label gather: its gradient is elementwise, where the gather's is
   # a scatter-add into every resolution's (G, B, C) logits.
-  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  target_mask = checks.class_mask(labels, num_classes)
   per_example = 0.0
   for g in groups:
     z = logits[g]  # (G, B, C)

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from dmlax import checks
+
 
 def log1p_sum_exp(
     x: ArrayLike,
@@ -40,11 +42,10 @@ def log1p_sum_exp(
     axis_name: optional mapped axis name to sum across devices as well.
 
   Example:
-    >>> log1p_sum_exp(jnp.array([0.0, 0.0]))  # log 3
-    Array(1.0986123, dtype=float32)
+    >>> bool(jnp.isclose(log1p_sum_exp(jnp.array([0.0, 0.0])), jnp.log(3.0)))
+    True
   """
-  x = jnp.asarray(x)
-  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  (x,) = checks.as_compute(x)
   if where is not None:
     # -inf (not a large negative number) so exp gives exactly 0 with a zero derivative.
     x = jnp.where(where, x, -jnp.inf)

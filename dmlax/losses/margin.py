@@ -6,6 +6,10 @@ with features (B, D), integer labels (B,) and classifier weights (D, C) (pytorch
 ``W`` layout). Everything is computed in float32 or wider. Angles enter only through cosines and
 ``sqrt(1 - cos^2)``, whose derivative is capped at cos = +-1 (see `_sin_from_cos`), so a feature
 lying exactly on a class weight has a finite gradient; the values are exact.
+
+Continuous hyperparameters (``scale``, additive ``margin``, ``lam``, ``noise_scale``) may be traced
+arrays; the multiplicative margin of L-Softmax / SphereFace is structural (a static integer).
+All of them, `jax.jacfwd` and `jax.hessian` included, differentiate in forward and reverse mode.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from dmlax import checks
-from dmlax.losses.normalization import NORM_EPS
+from dmlax.checks import NORM_EPS
+from dmlax.losses import class_sharding
 
 # sqrt(1 - c^2) is either 0 (c = +-1) or >= 3.4e-4 in float32, so capping the derivative's
 # denominator at 1e-4 changes nothing but the points c = +-1 themselves.
@@ -37,35 +42,36 @@ def _sin_from_cos_jvp(primals, tangents):
   return s, -c / jnp.maximum(s, _SIN_FLOOR) * t
 
 
-def _setup(features, labels, weights, reduction):
-  """Checks; returns float32 features, weights, labels, validity mask and C."""
+def _setup(features, labels, weights, reduction, class_axis_name=None):
+  """Checks; returns features and weights in the compute dtype, labels and the validity mask."""
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
-  num_classes = checks.check_classifier(weights, dim)
-  valid = checks.label_guard(labels, num_classes)
-  x = jnp.asarray(features)
-  dtype = jnp.promote_types(jnp.promote_types(x.dtype, jnp.asarray(weights).dtype), jnp.float32)
-  return x.astype(dtype), jnp.asarray(weights).astype(dtype), jnp.asarray(labels), valid
+  num_local = checks.check_classifier(weights, dim)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
+  x, w = checks.as_compute(features, weights)
+  return x, w, jnp.asarray(labels), valid
 
 
 def _norm(x: jax.Array, axis: int) -> jax.Array:
   return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis), NORM_EPS * NORM_EPS))
 
 
-def _ce_with_target(logits, labels, target_logit, valid, reduction):
+def _ce_with_target(logits, labels, target_logit, valid, reduction, class_axis_name=None):
   """Cross-entropy where the label column of `logits` is replaced by `target_logit` (B,)."""
-  onehot = labels[:, None] == jnp.arange(logits.shape[1])[None, :]
+  onehot = class_sharding.local_mask(labels, logits.shape[1], class_axis_name)
   logits = jnp.where(onehot, target_logit[:, None], logits)
-  per_example = jax.nn.logsumexp(logits, axis=1) - target_logit
+  per_example = class_sharding.logsumexp(logits, class_axis_name) - target_logit
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
-def _target_column(matrix, labels):
-  onehot = labels[:, None] == jnp.arange(matrix.shape[1])[None, :]
-  return jnp.sum(jnp.where(onehot, matrix, 0.0), axis=1)
+def _target_column(matrix, labels, class_axis_name=None):
+  return class_sharding.label_column(matrix, labels, class_axis_name)
 
 
 def _check_int_margin(margin) -> int:
+  if checks.is_traced(margin):
+    raise ValueError("margin is the structural multiplicative angular margin (a static positive "
+                     "integer); it cannot be traced")
   if int(margin) != margin or margin < 1:
     raise ValueError(f"margin must be a positive integer for the multiplicative angular margin, "
                      f"got {margin}")
@@ -104,8 +110,8 @@ def annealed_lambda(
   Losses are pure, so the training loop computes ``lam = annealed_lambda(step)`` and passes it.
 
   Example:
-    >>> annealed_lambda(0)
-    Array(1000., dtype=float32)
+    >>> float(annealed_lambda(0)), float(annealed_lambda(10**6))
+    (1000.0, 5.0)
   """
   step = jnp.asarray(step, jnp.float32)
   return jnp.maximum(lambda_min, base * (1.0 + gamma * step) ** (-power))
@@ -136,16 +142,18 @@ def large_margin_softmax_loss(
     features: (B, D).
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights.
-    margin: m, a positive integer.
+    margin: m, a positive integer (structural, static).
     lam: lambda >= 0 (a Python or traced scalar).
     reduction: "mean", "sum" or "none".
 
   Example:
     >>> w = jnp.eye(2)
-    >>> large_margin_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), w)  # psi(0) = 1
-    Array(0.12692809, dtype=float32)
+    >>> loss = large_margin_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), w)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))  # psi(0) = 1
+    True
   """
   m = _check_int_margin(margin)
+  checks.check_scalar(lam, "lam", nonnegative=True)
   x, w, labels, valid = _setup(features, labels, weights, reduction)
   x_norm, w_norm = _norm(x, 1), _norm(w, 0)
   magnitudes = x_norm[:, None] * w_norm[None, :]
@@ -174,11 +182,16 @@ def sphereface_loss(
   ``lam = 0`` is pytorch-metric-learning's ``SphereFaceLoss``; the authors' Caffe layer anneals
   lambda to a floor of 5 (`annealed_lambda`).
 
+  Args:
+    features, labels, weights, margin, lam, reduction: as in `large_margin_softmax_loss`.
+
   Example:
-    >>> sphereface_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), 3.0 * jnp.eye(2))
-    Array(0.12692809, dtype=float32)
+    >>> loss = sphereface_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), 3.0 * jnp.eye(2))
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
   m = _check_int_margin(margin)
+  checks.check_scalar(lam, "lam", nonnegative=True)
   x, w, labels, valid = _setup(features, labels, weights, reduction)
   x_norm = _norm(x, 1)
   cos = (x @ w) / (x_norm[:, None] * _norm(w, 0)[None, :])
@@ -200,6 +213,7 @@ def cosface_loss(
     margin: float = 0.35,
     scale: float = 64.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""CosFace / AM-Softmax, Wang et al., CVPR 2018.
 
@@ -208,14 +222,28 @@ def cosface_loss(
   with features and weight columns normalised. Defaults are the paper's and
   pytorch-metric-learning's ``CosFaceLoss`` (which this matches).
 
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    margin: m (may be traced).
+    scale: s > 0 (may be traced).
+    reduction: "mean", "sum" or "none".
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
+
   Example:
-    >>> cosface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0, scale=2.0)
-    Array(0.12692809, dtype=float32)
+    >>> loss = cosface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0,
+    ...                     scale=2.0)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  checks.check_scalar(margin, "margin")
+  checks.check_scalar(scale, "scale", positive=True)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   cos = _cosines(x, w)
-  target = scale * (_target_column(cos, labels) - margin)
-  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+  target = scale * (_target_column(cos, labels, class_axis_name) - margin)
+  return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
 def arcface_loss(
@@ -226,26 +254,53 @@ def arcface_loss(
     margin: float = 0.5,
     scale: float = 64.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""ArcFace / additive angular margin, Deng et al., CVPR 2019.
 
-  .. math:: f_{y_i} = s\cos(\theta_{y_i} + m),\qquad f_j = s\cos\theta_j
+  .. math::
+    f_{y_i} = s\,\psi(\theta_{y_i}),\quad
+    \psi(\theta) = \begin{cases} \cos(\theta + m) & \theta \le \pi - m \\
+                                 \cos\theta - m \sin m & \theta > \pi - m \end{cases},
+    \qquad f_j = s\cos\theta_j
 
-  computed as :math:`s(\cos\theta\cos m - \sin\theta\sin m)`. `margin` is in radians (0.5, the
-  paper's); pytorch-metric-learning's ``ArcFaceLoss`` takes degrees (default 28.6 ~ 0.4992 rad)
-  and otherwise computes the same. Deliberate difference from insightface's training code: no
-  ``easy_margin`` / ``cos(theta) > cos(pi - m)`` fallback (pml has none either), so for
-  :math:`\theta + m > \pi` the target logit follows the cosine back up, as in the paper's formula.
+  with :math:`\cos(\theta + m)` computed as :math:`\cos\theta\cos m - \sin\theta\sin m`.
+  Past :math:`\theta = \pi - m` the paper's :math:`\cos(\theta + m)` would rise again (the loss
+  would fall as a feature moves away from its class); there the target logit continues as
+  :math:`\cos\theta - m\sin m`, decreasing in :math:`\theta`, as insightface's training code
+  (its ``th`` / ``mm`` form, ``easy_margin=False``) and pytorch-metric-learning's ``ArcFaceLoss``
+  (since 2.0) do; the loss is non-decreasing in the target angle on all of :math:`[0, \pi]`.
+  `margin` is in radians (0.5, the paper's); pytorch-metric-learning's ``ArcFaceLoss`` takes
+  degrees (default 28.6 ~ 0.4992 rad) and otherwise computes the same.
+
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    margin: m in radians, in [0, pi) (may be traced).
+    scale: s > 0 (may be traced).
+    reduction: "mean", "sum" or "none".
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
-    >>> arcface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0, scale=2.0)
-    Array(0.12692809, dtype=float32)
+    >>> loss = arcface_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2), margin=0.0,
+    ...                     scale=2.0)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  checks.check_scalar(margin, "margin", nonnegative=True, below=math.pi)
+  checks.check_scalar(scale, "scale", positive=True)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   cos = _cosines(x, w)
-  cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
-  target = scale * (cos_y * math.cos(margin) - _sin_from_cos(cos_y) * math.sin(margin))
-  return _ce_with_target(scale * cos, labels, target, valid, reduction)
+  cos_y = jnp.clip(_target_column(cos, labels, class_axis_name), -1.0, 1.0)
+  m = jnp.asarray(margin, x.dtype)
+  cos_m, sin_m = jnp.cos(m), jnp.sin(m)
+  shifted = cos_y * cos_m - _sin_from_cos(cos_y) * sin_m
+  # theta <= pi - m  <=>  cos(theta) >= cos(pi - m) = -cos(m).
+  psi = jnp.where(cos_y >= -cos_m, shifted, cos_y - m * sin_m)
+  target = scale * psi
+  return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
 def _linear_logits(x, w, bias):
@@ -272,9 +327,17 @@ def sigsoftmax_loss(
 
   computed as softmax cross-entropy of :math:`z + \log\sigma(z)` (log-sigmoid is stable).
 
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    bias: optional (C,) bias.
+    reduction: "mean", "sum" or "none".
+
   Example:
-    >>> sigsoftmax_loss(jnp.array([[0.0, 0.0]]), jnp.array([0]), jnp.eye(2))  # log 2
-    Array(0.6931472, dtype=float32)
+    >>> loss = sigsoftmax_loss(jnp.array([[0.0, 0.0]]), jnp.array([0]), jnp.eye(2))
+    >>> bool(jnp.isclose(loss, jnp.log(2.0)))
+    True
   """
   x, w, labels, valid = _setup(features, labels, weights, reduction)
   z = _linear_logits(x, w, bias)
@@ -311,10 +374,12 @@ def noisy_softmax_loss(
     reduction: "mean", "sum" or "none".
 
   Example:
-    >>> noisy_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), jnp.eye(2),
-    ...                    key=jax.random.PRNGKey(0), noise_scale=0.0)
-    Array(0.12692809, dtype=float32)
+    >>> loss = noisy_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), jnp.eye(2),
+    ...                           key=jax.random.PRNGKey(0), noise_scale=0.0)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
+  checks.check_scalar(noise_scale, "noise_scale", nonnegative=True)
   x, w, labels, valid = _setup(features, labels, weights, reduction)
   logits = x @ w
   magnitudes = _norm(x, 1) * _norm(_target_rows(w, labels), 1)
@@ -350,9 +415,17 @@ def virtual_softmax_loss(
   logit :math:`\lVert W_{y_i}\rVert\lVert x_i\rVert` bounds the target logit from above. An
   optional `bias` applies to the C real classes only.
 
+  Args:
+    features: (B, D).
+    labels: (B,) integer labels in [0, C).
+    weights: (D, C) classifier weights.
+    bias: optional (C,) bias of the real classes.
+    reduction: "mean", "sum" or "none".
+
   Example:
-    >>> virtual_softmax_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2))  # log(2 + 1/e)
-    Array(0.86199474, dtype=float32)
+    >>> loss = virtual_softmax_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2))
+    >>> bool(jnp.isclose(loss, jnp.log(2.0 + jnp.exp(-1.0))))
+    True
   """
   x, w, labels, valid = _setup(features, labels, weights, reduction)
   logits = _linear_logits(x, w, bias)

@@ -1,8 +1,9 @@
 """Proxy-based losses: the multi-proxy anchor (MPA) family, ProxyAnchor, SoftTriple, ProxyNCA.
 
-Shapes: embeddings (B, D), integer labels (B,), single proxies (C, D), multi-proxies (C, K, D).
-Every loss L2-normalises embeddings and proxies itself and computes in float32 (or wider for
-float64 inputs), so bfloat16 inputs are accepted. Similarities are (B, C, K) contractions; no
+Shapes: features (B, D), integer labels (B,), single proxies (C, D), multi-proxies (C, K, D).
+Every loss L2-normalises features and proxies itself and computes in float32 (or wider for
+float64 inputs), so bfloat16 inputs are accepted. Continuous hyperparameters (alpha, gamma,
+margin, tau, la, softmax_scale) may be traced scalars. Similarities are (B, C, K) contractions; no
 (B, C, K, D) tensor is formed.
 
 Batch-coupled losses (ProxyAnchor, MPA) take `axis_name`: inside ``pmap``/``shard_map`` over that
@@ -10,13 +11,13 @@ axis they return the single-device value of the global batch (class sums are com
 devices before the log; see `dmlax.losses.logsumexp.log1p_sum_exp`). Gradients: the usual
 data-parallel step (``grad`` inside the map, then ``pmean`` over the axis) gives the single-device
 gradient of replicated parameters under both drivers (tested for the proxies; backbone weights
-get theirs through the embeddings along the same path). The in-map gradient w.r.t. the per-device
-embeddings alone is exact under ``shard_map`` but the device count times it under ``pmap``
+get theirs through the features along the same path). The in-map gradient w.r.t. the per-device
+features alone is exact under ``shard_map`` but the device count times it under ``pmap``
 (pmap transposes ``psum`` to ``psum``).
 
 Reference for the MPA family: Saeki, Kawahara and Aman, "Multi Proxy Anchor Family Loss for
 Several Types of Gradients" (preprint, 2023; "the MPA paper" below). The formulas follow the
-paper and docs/spec.md section 4.
+paper's equations, cited at each loss.
 """
 
 from __future__ import annotations
@@ -30,51 +31,28 @@ from dmlax import checks
 from dmlax.losses.logsumexp import log1p_sum_exp
 from dmlax.losses.normalization import inverse_norm
 from dmlax.losses.normalization import l2_normalize
-from dmlax.losses.regularizers import check_multi_proxies
 from dmlax.losses.regularizers import regularizer_from_norms
 
 
-def _check_single_proxies(proxies, feature_dim: int, name: str = "proxies") -> int:
-  shape = np.shape(proxies)
-  if len(shape) != 2:
-    raise ValueError(
-        f"{name} must have shape (C, D) (one proxy per class), got shape {tuple(shape)}")
-  checks.check_floating(proxies, name)
-  num_classes, dim = shape
-  if dim != feature_dim:
-    raise ValueError(
-        f"{name} must have shape (C, {feature_dim}) to match the embedding dimension, "
-        f"got {tuple(shape)}")
-  if num_classes < 1:
-    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
-  return num_classes
-
-
-def _check_positive(value: float, name: str) -> None:
-  if not value > 0:
-    raise ValueError(f"{name} must be positive, got {value}")
-
-
 def _as_float(x) -> jax.Array:
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  return checks.as_compute(x)[0]
 
 
-def _cosine(embeddings, proxies) -> jax.Array:
-  """(B, C) cosines of (B, D) embeddings and (C, D) proxies, float32 or wider.
+def _cosine(features, proxies) -> jax.Array:
+  """(B, C) cosines of (B, D) features and (C, D) proxies, float32 or wider.
 
   The proxies' normalisation is applied to the (B, C) product as a per-column scale: no
   normalised (C, D) copy (46 MB at SOP's C = 11318, K = 2, D = 512) in either pass.
   """
-  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  x = l2_normalize(jnp.asarray(features), axis=-1)
   w = _as_float(proxies)
   return (x @ w.T) * inverse_norm(w, axis=-1)[:, 0][None, :]
 
 
-def _multi_proxy_similarity(embeddings, proxies, inv_norms, gamma: float) -> jax.Array:
+def _multi_proxy_similarity(features, proxies, inv_norms, gamma: float) -> jax.Array:
   """(B, C) eq. 1 from raw (C, K, D) proxies and their (C, K) inverse norms."""
   num_classes, k, dim = proxies.shape
-  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  x = l2_normalize(jnp.asarray(features), axis=-1)
   # One (B, D) x (D, C K) matmul: XLA CPU ran the (C, K, D) einsum about 2x slower.
   sims = (x @ proxies.reshape(num_classes * k, dim).T).reshape(x.shape[0], num_classes, k)
   sims = sims * inv_norms[None]
@@ -83,7 +61,7 @@ def _multi_proxy_similarity(embeddings, proxies, inv_norms, gamma: float) -> jax
 
 
 def multi_proxy_similarity(
-    embeddings: ArrayLike, proxies: ArrayLike, *, gamma: float = 0.1) -> jax.Array:
+    features: ArrayLike, proxies: ArrayLike, *, gamma: float = 0.1) -> jax.Array:
   r"""Soft-max-weighted cosine of each embedding to each class's K proxies (MPA paper eq. 1).
 
   .. math::
@@ -95,7 +73,7 @@ def multi_proxy_similarity(
   the same, there with ``gamma`` passed as its inverse). With K = 1 it is the cosine.
 
   Args:
-    embeddings: (B, D).
+    features: (B, D).
     proxies: (C, K, D).
     gamma: temperature of the soft-max over a class's proxies (> 0).
 
@@ -104,14 +82,15 @@ def multi_proxy_similarity(
 
   Example:
     >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])
-    >>> multi_proxy_similarity(jnp.array([[1.0, 0.0]]), w, gamma=0.1)  # (e^10 * 1) / (e^10 + 1)
-    Array([[0.9999546]], dtype=float32)
+    >>> s = multi_proxy_similarity(jnp.array([[1.0, 0.0]]), w, gamma=0.1)
+    >>> s.shape, bool(jnp.isclose(s[0, 0], jnp.exp(10.0) / (jnp.exp(10.0) + 1)))
+    ((1, 1), True)
   """
-  checks.check_floating(embeddings, "embeddings", ndim=2)
-  check_multi_proxies(proxies, np.shape(embeddings)[1])
-  _check_positive(gamma, "gamma")
+  checks.check_floating(features, "features", ndim=2)
+  checks.check_multi_proxies(proxies, np.shape(features)[1])
+  checks.check_scalar(gamma, "gamma", positive=True)
   w = _as_float(proxies)
-  return _multi_proxy_similarity(embeddings, w, inverse_norm(w, axis=-1)[..., 0], gamma)
+  return _multi_proxy_similarity(features, w, inverse_norm(w, axis=-1)[..., 0], gamma)
 
 
 def _all_valid(valid: jax.Array, axis_name: str | None) -> jax.Array:
@@ -122,9 +101,10 @@ def _all_valid(valid: jax.Array, axis_name: str | None) -> jax.Array:
 
 
 def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name):
-  """MPA eq. 6 / ProxyAnchor from a (B, C) similarity; class sums span `axis_name`."""
+  """MPA eq. 6 / ProxyAnchor from a (B, C) similarity: the (C,) per-class terms, whose sum is
+  the loss; class sums span `axis_name`."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   pos = log1p_sum_exp(-alpha * (similarity - margin), positive, axis=0, axis_name=axis_name)
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=0, axis_name=axis_name)
   counts = jnp.sum(positive, axis=0)
@@ -132,15 +112,22 @@ def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name):
     counts = jax.lax.psum(counts, axis_name)
   num_present = jnp.sum(counts > 0)
   # Classes absent from the batch have pos == 0 exactly; the mean is over present classes.
-  pos_term = jnp.sum(pos) / jnp.maximum(num_present, 1).astype(pos.dtype)
-  neg_term = jnp.sum(neg) / num_classes
-  return pos_term + neg_term
+  return pos / jnp.maximum(num_present, 1).astype(pos.dtype) + neg / num_classes
+
+
+def _reduce_class_terms(per_class, reg, valid, reduction, axis_name):
+  """Batch-coupled MPA / ProxyAnchor: "mean" and "sum" give the loss, "none" the (C,) per-class
+  terms (tau R shared equally among them) whose sum is the loss."""
+  checks.check_reduction(reduction)
+  per_class = per_class + reg / per_class.shape[0]
+  per_class = checks.nan_where_invalid(per_class, _all_valid(valid, axis_name))
+  return per_class if reduction == "none" else jnp.sum(per_class)
 
 
 def _dw_similarity_loss(similarity, labels, *, alpha, margin):
   """MPA-DW eq. 12 per example from a (B, C) similarity."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   s_pos = jnp.sum(jnp.where(positive, similarity, 0.0), axis=1)
   pos = jax.nn.softplus(-alpha * (s_pos - margin))
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1)
@@ -150,7 +137,7 @@ def _dw_similarity_loss(similarity, labels, *, alpha, margin):
 def _ap_similarity_loss(similarity, labels, *, alpha, margin):
   """MPA-AP eqs. 15-16 per example from a (B, C) similarity."""
   num_classes = similarity.shape[1]
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  positive = checks.class_mask(labels, num_classes)
   shifted = jnp.where(positive, margin - similarity, similarity + margin)
   return log1p_sum_exp(alpha * shifted, axis=1)
 
@@ -163,29 +150,32 @@ def _with_regularizer(per_example, reg, reduction, axis_name=None):
   return checks.reduce_loss(per_example, reduction, axis_name) + reg
 
 
-def _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau):
-  checks.check_features_labels(embeddings, labels, "embeddings")
-  num_classes, _, _ = check_multi_proxies(proxies, np.shape(embeddings)[1])
-  _check_positive(gamma, "gamma")
-  _check_positive(alpha, "alpha")
-  if tau < 0:
-    raise ValueError(f"tau must be >= 0, got {tau}")
+def _mpa_setup(features, labels, proxies, gamma, alpha, tau, margin=0.0):
+  checks.check_features_labels(features, labels, "features")
+  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
+  checks.check_scalar(gamma, "gamma", positive=True)
+  checks.check_scalar(alpha, "alpha", positive=True)
+  checks.check_scalar(tau, "tau", nonnegative=True)
+  checks.check_scalar(margin, "margin")
   valid = checks.label_guard(labels, num_classes)
-  similarity, reg = _similarity_and_regularizer(embeddings, proxies, gamma, tau)
+  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau)
   return jnp.asarray(labels), valid, similarity, reg
 
 
-def _similarity_and_regularizer(embeddings, proxies, gamma, tau):
+def _similarity_and_regularizer(features, proxies, gamma, tau):
   """S (B, C) and tau R, normalising the proxies once for both."""
   w = _as_float(proxies)
   inv_norms = inverse_norm(w, axis=-1)[..., 0]
-  similarity = _multi_proxy_similarity(embeddings, w, inv_norms, gamma)
-  reg = tau * regularizer_from_norms(w, inv_norms) if tau else jnp.zeros((), similarity.dtype)
+  similarity = _multi_proxy_similarity(features, w, inv_norms, gamma)
+  if not checks.is_traced(tau) and tau == 0:
+    reg = jnp.zeros((), similarity.dtype)
+  else:
+    reg = jnp.asarray(tau, similarity.dtype) * regularizer_from_norms(w, inv_norms)
   return similarity, reg
 
 
 def mpa_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
@@ -194,6 +184,7 @@ def mpa_loss(
     margin: float = 0.1,
     tau: float = 0.2,
     axis_name: str | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Multi-proxies anchor (MPA) loss, MPA paper eqs. 6-7.
 
@@ -206,11 +197,11 @@ def mpa_loss(
   with S the multi-proxy similarity (`multi_proxy_similarity`), :math:`C^+` the classes present
   in the (global) batch, :math:`X_c^\pm` the batch samples of / not of class c and R the
   `proxy_regularizer`. The negative term divides by the number of classes C, as ProxyAnchor's
-  reference code (tjddus9597/Proxy-Anchor-CVPR2020) and docs/spec.md section 4 do (the paper writes
+  reference code (tjddus9597/Proxy-Anchor-CVPR2020) does (the paper writes
   :math:`|C^-|`). With K = 1 and tau = 0 it equals `proxy_anchor_loss`.
 
   Args:
-    embeddings: (B, D) embeddings (normalised inside).
+    features: (B, D) features (normalised inside).
     labels: (B,) integer labels in [0, C).
     proxies: (C, K, D) proxies (normalised inside); see `dmlax.losses.initializers`.
     alpha: scale (32, ProxyAnchor's; the paper does not state it).
@@ -218,24 +209,29 @@ def mpa_loss(
     margin: delta.
     tau: weight of the proxy regulariser.
     axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
+    reduction: the loss couples the whole batch and has no per-example values: "mean" and "sum"
+      both return the scalar loss L; "none" returns the (C,) per-class terms
+      ``pos_c / |C+| + neg_c / C + tau R / C``, whose sum is L (the same on every device).
 
   Returns:
-    A scalar (the loss couples the whole batch; there are no per-example values).
+    A scalar, or (C,) for ``reduction="none"``.
 
   Example:
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
     >>> w = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 16))
-    >>> mpa_loss(x, jnp.arange(8) % 4, w).shape
-    ()
+    >>> loss = mpa_loss(x, jnp.arange(8) % 4, w)
+    >>> loss.shape, bool(jnp.isclose(loss, mpa_loss(x, jnp.arange(8) % 4, w, reduction="none").sum()))
+    ((), True)
   """
-  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
-  loss = _anchor_similarity_loss(
-      similarity, labels, alpha=alpha, margin=margin, axis_name=axis_name) + reg
-  return jnp.where(_all_valid(valid, axis_name), loss, jnp.nan)
+  labels, valid, similarity, reg = _mpa_setup(
+      features, labels, proxies, gamma, alpha, tau, margin)
+  per_class = _anchor_similarity_loss(
+      similarity, labels, alpha=alpha, margin=margin, axis_name=axis_name)
+  return _reduce_class_terms(per_class, reg, valid, reduction, axis_name)
 
 
 def mpa_dw_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
@@ -254,7 +250,7 @@ def mpa_dw_loss(
     L = \frac1N \sum_i \ell_i + \tau R
 
   Args:
-    embeddings, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
+    features, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
     axis_name: with "mean"/"sum", the mean/sum runs over the global batch.
     reduction: "mean" (the paper's), "sum" (sum of the per-example terms, plus tau R once) or
       "none" (per-example ``l_i + tau R``, so that their mean is the "mean" value).
@@ -265,14 +261,15 @@ def mpa_dw_loss(
     >>> mpa_dw_loss(x, jnp.arange(8) % 4, w, reduction="none").shape
     (8,)
   """
-  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
+  labels, valid, similarity, reg = _mpa_setup(
+      features, labels, proxies, gamma, alpha, tau, margin)
   per_example = _dw_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
   per_example = checks.nan_where_invalid(per_example, valid)
   return _with_regularizer(per_example, reg, reduction, axis_name)
 
 
 def mpa_ap_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
@@ -292,7 +289,7 @@ def mpa_ap_loss(
     L = \frac1N \sum_i \ell_i + \tau R
 
   Args:
-    embeddings, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
+    features, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
     axis_name, reduction: as in `mpa_dw_loss`.
 
   Example:
@@ -301,20 +298,22 @@ def mpa_ap_loss(
     >>> mpa_ap_loss(x, jnp.arange(8) % 4, w).shape
     ()
   """
-  labels, valid, similarity, reg = _mpa_setup(embeddings, labels, proxies, gamma, alpha, tau)
+  labels, valid, similarity, reg = _mpa_setup(
+      features, labels, proxies, gamma, alpha, tau, margin)
   per_example = _ap_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
   per_example = checks.nan_where_invalid(per_example, valid)
   return _with_regularizer(per_example, reg, reduction, axis_name)
 
 
 def proxy_anchor_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
     alpha: float = 32.0,
     margin: float = 0.1,
     axis_name: str | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Proxy-Anchor loss (Kim, Kim, Cho and Kwak, CVPR 2020).
 
@@ -328,33 +327,38 @@ def proxy_anchor_loss(
   `dmlax.losses.initializers.proxy_anchor_init`.
 
   Args:
-    embeddings: (B, D) embeddings (normalised inside).
+    features: (B, D) features (normalised inside).
     labels: (B,) integer labels in [0, C).
     proxies: (C, D), one proxy per class (normalised inside).
     alpha: scale.
     margin: delta.
     axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
+    reduction: as in `mpa_loss` ("mean" and "sum": the scalar loss; "none": the (C,) per-class
+      terms whose sum is the loss).
 
   Returns:
-    A scalar.
+    A scalar, or (C,) for ``reduction="none"``.
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-    >>> proxy_anchor_loss(x, jnp.array([0, 1]), x)  # ~ log(1 + e^{3.2})
-    Array(3.2399533, dtype=float32)
+    >>> loss = proxy_anchor_loss(x, jnp.array([0, 1]), x)
+    >>> want = jnp.log1p(jnp.exp(-32 * 0.9)) + jnp.log1p(jnp.exp(32 * 0.1))  # pos + neg term
+    >>> bool(jnp.isclose(loss, want))
+    True
   """
-  checks.check_features_labels(embeddings, labels, "embeddings")
-  num_classes = _check_single_proxies(proxies, np.shape(embeddings)[1])
-  _check_positive(alpha, "alpha")
+  checks.check_features_labels(features, labels, "features")
+  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
+  checks.check_scalar(alpha, "alpha", positive=True)
+  checks.check_scalar(margin, "margin")
   valid = checks.label_guard(labels, num_classes)
-  similarity = _cosine(embeddings, proxies)
-  loss = _anchor_similarity_loss(
+  similarity = _cosine(features, proxies)
+  per_class = _anchor_similarity_loss(
       similarity, jnp.asarray(labels), alpha=alpha, margin=margin, axis_name=axis_name)
-  return jnp.where(_all_valid(valid, axis_name), loss, jnp.nan)
+  return _reduce_class_terms(per_class, 0.0, valid, reduction, axis_name)
 
 
 def soft_triple_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
@@ -373,14 +377,14 @@ def soft_triple_loss(
     L = \frac1N \sum_i \ell_i + \tau R
 
   with S the `multi_proxy_similarity` and R the `proxy_regularizer`. Matches the reference code
-  idstcv/SoftTriple (which assumes normalised inputs; here embeddings are normalised inside) and
+  idstcv/SoftTriple (which assumes normalised inputs; here features are normalised inside) and
   pytorch-metric-learning's ``SoftTripleLoss`` + ``SparseCentersRegularizer`` (weight tau; its
   centres ``fc`` are (D, C K) with column ``c K + k`` = ``proxies[c, k]``; its regulariser adds
   ``finfo.tiny`` instead of 1e-5 under the square root, see `proxy_regularizer`). Initialise
   proxies with `dmlax.losses.initializers.soft_triple_init`.
 
   Args:
-    embeddings: (B, D).
+    features: (B, D).
     labels: (B,) integer labels in [0, C).
     proxies: (C, K, D).
     la: lambda, the logit scale.
@@ -395,15 +399,16 @@ def soft_triple_loss(
     >>> soft_triple_loss(x, jnp.arange(8) % 4, w).shape
     ()
   """
-  checks.check_features_labels(embeddings, labels, "embeddings")
-  num_classes, _, _ = check_multi_proxies(proxies, np.shape(embeddings)[1])
-  _check_positive(gamma, "gamma")
-  if tau < 0:
-    raise ValueError(f"tau must be >= 0, got {tau}")
+  checks.check_features_labels(features, labels, "features")
+  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
+  checks.check_scalar(gamma, "gamma", positive=True)
+  checks.check_scalar(tau, "tau", nonnegative=True)
+  checks.check_scalar(la, "la", positive=True)
+  checks.check_scalar(margin, "margin")
   labels = jnp.asarray(labels)
   valid = checks.label_guard(labels, num_classes)
-  similarity, reg = _similarity_and_regularizer(embeddings, proxies, gamma, tau)
-  positive = labels[:, None] == jnp.arange(num_classes)[None, :]
+  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau)
+  positive = checks.class_mask(labels, num_classes)
   logits = la * (similarity - margin * positive)
   target = jnp.sum(jnp.where(positive, logits, 0.0), axis=1)
   per_example = checks.nan_where_invalid(jax.nn.logsumexp(logits, axis=1) - target, valid)
@@ -411,7 +416,7 @@ def soft_triple_loss(
 
 
 def proxy_nca_loss(
-    embeddings: ArrayLike,
+    features: ArrayLike,
     labels: ArrayLike,
     proxies: ArrayLike,
     *,
@@ -425,14 +430,14 @@ def proxy_nca_loss(
                         {\sum_{c} e^{-s \lVert \hat x_i - \hat p_c \rVert^2}}
 
   Movshovitz-Attias et al., "No Fuss Distance Metric Learning using Proxies" (ICCV 2017), with
-  normalised embeddings and proxies and the positive proxy **included** in the denominator (the
-  paper leaves it out; pytorch-metric-learning and docs/spec.md include it, which keeps the loss
+  normalised features and proxies and the positive proxy **included** in the denominator (the
+  paper leaves it out; pytorch-metric-learning includes it, which keeps the loss
   bounded below by 0). Deliberate difference: pytorch-metric-learning drops examples whose
   positive probability underflows to exactly 0 before averaging; this is computed as a
   log-softmax and never drops an example.
 
   Args:
-    embeddings: (B, D).
+    features: (B, D).
     labels: (B,) integer labels in [0, C).
     proxies: (C, D).
     softmax_scale: s.
@@ -440,15 +445,17 @@ def proxy_nca_loss(
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]])
-    >>> proxy_nca_loss(x, jnp.array([0]), jnp.array([[1.0, 0.0], [0.0, 1.0]]))  # log(1 + e^-2)
-    Array(0.12692805, dtype=float32)
+    >>> loss = proxy_nca_loss(x, jnp.array([0]), jnp.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
   checks.check_reduction(reduction)
-  checks.check_features_labels(embeddings, labels, "embeddings")
-  num_classes = _check_single_proxies(proxies, np.shape(embeddings)[1])
+  checks.check_features_labels(features, labels, "features")
+  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
+  checks.check_scalar(softmax_scale, "softmax_scale", positive=True)
   labels = jnp.asarray(labels)
   valid = checks.label_guard(labels, num_classes)
-  x = l2_normalize(jnp.asarray(embeddings), axis=-1)
+  x = l2_normalize(jnp.asarray(features), axis=-1)
   w = _as_float(proxies)
   # ||x^ - w^||^2 with the proxies' normalisation as scales (1 unless a row is all zero).
   w_sq = jnp.sum(jnp.square(w), axis=1) * jnp.square(inverse_norm(w, axis=-1)[:, 0])

@@ -8,31 +8,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.checks import check_multi_proxies
 from dmlax.losses.normalization import inverse_norm
 
 # SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the
 # gradient stays finite when two centres coincide.
 PROXY_REG_EPS = 1e-5
-
-
-def check_multi_proxies(proxies, feature_dim: int | None = None, name: str = "proxies") -> tuple:
-  """Multi-proxies (C, K, D), floating, K >= 1, D matching the features; returns (C, K, D)."""
-  shape = np.shape(proxies)
-  if len(shape) != 3:
-    raise ValueError(
-        f"{name} must have shape (C, K, D) (classes, proxies per class, feature dim), "
-        f"got shape {tuple(shape)}")
-  checks.check_floating(proxies, name)
-  num_classes, k, dim = shape
-  if num_classes < 1:
-    raise ValueError(f"{name} must have at least one class, got shape {tuple(shape)}")
-  if k < 1:
-    raise ValueError(f"{name} must have K >= 1 proxies per class, got K = {k}")
-  if feature_dim is not None and dim != feature_dim:
-    raise ValueError(
-        f"{name} must have shape (C, K, {feature_dim}) to match the embedding dimension, "
-        f"got {tuple(shape)}")
-  return shape
 
 
 def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
@@ -58,12 +39,11 @@ def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
 
   Example:
     >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])  # one class, two orthogonal proxies
-    >>> proxy_regularizer(w)  # sqrt(2 + 1e-5) / (1 * 2 * 1)
-    Array(0.70710856, dtype=float32)
+    >>> bool(jnp.isclose(proxy_regularizer(w), jnp.sqrt(2 + 1e-5) / 2))  # / (1 * 2 * 1)
+    True
   """
   check_multi_proxies(proxies)
-  w = jnp.asarray(proxies)
-  w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+  (w,) = checks.as_compute(proxies)
   return regularizer_from_norms(w, inverse_norm(w, axis=-1)[..., 0])
 
 
@@ -113,8 +93,8 @@ def center_loss(
     reduction: "mean", "sum" or "none".
 
   Example:
-    >>> center_loss(jnp.array([[1.0, 2.0]]), jnp.array([0]), jnp.zeros((3, 2)))
-    Array(2.5, dtype=float32)
+    >>> float(center_loss(jnp.array([[1.0, 2.0]]), jnp.array([0]), jnp.zeros((3, 2))))
+    2.5
   """
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
@@ -124,10 +104,9 @@ def center_loss(
     raise ValueError(
         f"centers must have shape (C, {dim}) to match the features, got {np.shape(centers)}")
   valid = checks.label_guard(labels, num_classes)
-  x = jnp.asarray(features)
-  dtype = jnp.promote_types(x.dtype, jnp.float32)
-  c = jnp.take(jnp.asarray(centers).astype(dtype), jnp.asarray(labels), axis=0, mode="clip")
-  per_example = 0.5 * jnp.sum(jnp.square(x.astype(dtype) - c), axis=-1)
+  x, centers = checks.as_compute(features, centers)
+  c = jnp.take(centers, jnp.asarray(labels), axis=0, mode="clip")
+  per_example = 0.5 * jnp.sum(jnp.square(x - c), axis=-1)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
@@ -144,25 +123,27 @@ def ring_loss(
 
   Zheng, Pal and Savvides, "Ring loss: Convex Feature Normalization for Face Recognition"
   (CVPR 2018) (``reduction="mean"`` gives their ``lambda / (2m) sum_i``). `radius` is a
-  learnable scalar parameter (the paper initialises it to the mean feature norm). The norm is
+  learnable scalar parameter (the paper initialises it to the mean feature norm); this loss takes
+  no labels, so it has no label check. The norm is
   computed as ``sqrt(max(||x||^2, 1e-24))`` so an all-zero feature has a finite gradient.
 
   Args:
     features: (B, D) features.
     radius: scalar R.
-    loss_weight: lambda (0.01 in the paper's face experiments).
+    loss_weight: lambda (0.01 in the paper's face experiments); may be traced.
     reduction: "mean", "sum" or "none".
 
   Example:
-    >>> ring_loss(jnp.array([[3.0, 4.0]]), 4.0, loss_weight=2.0)  # (2/2) (5 - 4)^2
-    Array(1., dtype=float32)
+    >>> float(ring_loss(jnp.array([[3.0, 4.0]]), 4.0, loss_weight=2.0))  # (2/2) (5 - 4)^2
+    1.0
   """
   checks.check_reduction(reduction)
   checks.check_floating(features, "features", ndim=2)
+  checks.check_nonempty(np.shape(features)[0])
   if np.ndim(radius) != 0:
     raise ValueError(f"radius must be a scalar, got shape {np.shape(radius)}")
-  x = jnp.asarray(features)
-  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  checks.check_scalar(loss_weight, "loss_weight", nonnegative=True)
+  (x,) = checks.as_compute(features)
   norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1), 1e-24))
   per_example = 0.5 * loss_weight * jnp.square(norm - jnp.asarray(radius, x.dtype))
   return checks.reduce_loss(per_example, reduction)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.losses import class_sharding
 from dmlax.losses import normalization
 
 
@@ -16,6 +17,7 @@ def softmax_cross_entropy(
     *,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Softmax cross-entropy with integer labels and optional label smoothing.
 
@@ -28,24 +30,32 @@ def softmax_cross_entropy(
   Label smoothing as in Szegedy et al., "Rethinking the Inception Architecture" (CVPR 2016);
   equal to ``optax.softmax_cross_entropy(logits, optax.smooth_labels(onehot, eps))``.
 
+  The first argument is named `logits` (not `features` as in every other loss): its per-example
+  vectors are class scores.
+
   Args:
     logits: (B, C) floating logits.
     labels: (B,) integer labels in [0, C).
-    label_smoothing: epsilon in [0, 1).
+    label_smoothing: epsilon in [0, 1) (may be traced).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which the class axis is sharded (inside ``shard_map``:
+      `logits` holds this device's contiguous block of classes, labels are global); the value
+      is the full-class one. See `dmlax.losses.class_sharding`.
 
   Example:
-    >>> softmax_cross_entropy(jnp.array([[2.0, 0.0]]), jnp.array([0]))  # log(1 + e^-2)
-    Array(0.126928, dtype=float32)
+    >>> loss = softmax_cross_entropy(jnp.array([[2.0, 0.0]]), jnp.array([0]))
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-2.0))))
+    True
   """
   checks.check_reduction(reduction)
   checks.check_floating(logits, "logits", ndim=2)
   batch, num_classes = jnp.shape(logits)
   checks.check_labels(labels, batch)
-  if not 0.0 <= label_smoothing < 1.0:
-    raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
-  valid = checks.label_guard(labels, num_classes)
-  per_example = _smoothed_ce(jnp.asarray(logits), jnp.asarray(labels), label_smoothing)
+  checks.check_nonempty(batch, "logits")
+  checks.check_scalar(label_smoothing, "label_smoothing", nonnegative=True, below=1.0)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
+  per_example = smoothed_cross_entropy(
+      jnp.asarray(logits), jnp.asarray(labels), label_smoothing, class_axis_name=class_axis_name)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
@@ -56,6 +66,7 @@ def normalized_softmax_loss(
     *,
     temperature: float = 0.05,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Normalised softmax (NormSoftmax) loss: cosine logits divided by a temperature.
 
@@ -74,35 +85,59 @@ def normalized_softmax_loss(
     features: (B, D) floating embeddings.
     labels: (B,) integer labels in [0, C).
     weights: (D, C) class weights, one column per class.
-    temperature: T > 0.
+    temperature: T > 0 (may be traced).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` is sharded by class (the local contiguous
+      block of columns; labels global), as in `softmax_cross_entropy`.
 
   Example:
     >>> x = jnp.array([[3.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 2.0]])
-    >>> normalized_softmax_loss(x, jnp.array([0]), w, temperature=1.0)  # log(1 + e^-1)
-    Array(0.31326163, dtype=float32)
+    >>> loss = normalized_softmax_loss(x, jnp.array([0]), w, temperature=1.0)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(-1.0))))
+    True
   """
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
   num_classes = checks.check_classifier(weights, dim)
-  if not temperature > 0:
-    raise ValueError(f"temperature must be positive, got {temperature}")
-  valid = checks.label_guard(labels, num_classes)
-  x_hat = normalization.l2_normalize(jnp.asarray(features), axis=1)
-  w_hat = normalization.l2_normalize(jnp.asarray(weights), axis=0)
+  checks.check_scalar(temperature, "temperature", positive=True)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
+  x, w = checks.as_compute(features, weights)
+  x_hat = normalization.l2_normalize(x, axis=1)
+  w_hat = normalization.l2_normalize(w, axis=0)
   logits = (x_hat @ w_hat) / temperature
-  per_example = _smoothed_ce(logits, jnp.asarray(labels), 0.0)
+  per_example = smoothed_cross_entropy(
+      logits, jnp.asarray(labels), 0.0, class_axis_name=class_axis_name)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
-def _smoothed_ce(logits: jax.Array, labels: jax.Array, label_smoothing: float) -> jax.Array:
-  """Per-example smoothed CE without checks, for losses that build their own logits."""
+def smoothed_cross_entropy(
+    logits: jax.Array,
+    labels: jax.Array,
+    label_smoothing: ArrayLike = 0.0,
+    *,
+    class_axis_name: str | None = None,
+) -> jax.Array:
+  """Per-example label-smoothed CE (B,) without checks, for losses that build their own logits.
+
+  The formula of `softmax_cross_entropy`, in `dmlax.checks.compute_dtype`; labels are clipped
+  into range (callers mask invalid rows with `dmlax.checks.nan_where_invalid`). With
+  `class_axis_name`, (B, C_local) logits of this device's classes (`dmlax.losses.class_sharding`).
+  """
   # Accumulate in float32 at least: bf16 log-sum-exp over 1000 classes loses the target logit.
-  compute_dtype = jnp.promote_types(logits.dtype, jnp.float32)
-  z = logits.astype(compute_dtype)
-  lse = jax.nn.logsumexp(z, axis=-1)
-  target = jnp.take_along_axis(z, labels[:, None], axis=-1)[:, 0]
+  (z,) = checks.as_compute(logits)
+  if class_axis_name is None:
+    lse = jax.nn.logsumexp(z, axis=-1)
+    target = jnp.take_along_axis(z, labels[:, None], axis=-1, mode="clip")[:, 0]
+  else:
+    lse = class_sharding.logsumexp(z, class_axis_name)
+    target = class_sharding.label_column(z, labels, class_axis_name)
   loss = lse - target
-  if label_smoothing:
-    loss = (1.0 - label_smoothing) * loss + label_smoothing * (lse - jnp.mean(z, axis=-1))
+  if checks.is_traced(label_smoothing) or label_smoothing != 0:
+    eps = jnp.asarray(label_smoothing, z.dtype)
+    if class_axis_name is None:
+      mean = jnp.mean(z, axis=-1)
+    else:
+      total = jax.lax.psum(jnp.sum(z, axis=-1), class_axis_name)
+      mean = total / class_sharding.num_classes(z.shape[-1], class_axis_name)
+    loss = (1.0 - eps) * loss + eps * (lse - mean)
   return loss

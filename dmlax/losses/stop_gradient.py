@@ -5,6 +5,11 @@ into the classifier. The cosines are the softmax logits ``x @ W`` rescaled by th
 ``x``'s rows and ``W``'s columns, so one `jax.custom_vjp` primitive returns both from one matmul
 and, in the backward pass, folds the cosine cotangent into the logit cotangent before the single
 ``(.) @ W.T``: softmax + SGSL costs the three big matmuls of softmax CE alone.
+
+Because of that `jax.custom_vjp`, these losses support reverse mode only: ``jax.grad``,
+``jax.vjp`` and ``jax.jacrev`` work, ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` raise (JAX
+cannot differentiate a custom VJP in forward mode). Computations run in
+`dmlax.checks.compute_dtype` (float32, or float64 for float64 inputs).
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from jax.typing import ArrayLike
 
 from dmlax import checks
 from dmlax.losses import normalization
-from dmlax.losses.softmax import _smoothed_ce
+from dmlax.losses.softmax import smoothed_cross_entropy
 
 
 def _norm_parts(x, w):
   """Inverse norms and the mask of rows of x whose norm is above the clamp (there the norm has a
   gradient; below it ``1 / eps`` is a constant)."""
-  x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  (x32,) = checks.as_compute(x)
   sq = jnp.sum(jnp.square(x32), axis=1, keepdims=True)
   inv_x = jax.lax.rsqrt(jnp.maximum(sq, normalization.NORM_EPS ** 2))
   unclamped = sq > normalization.NORM_EPS ** 2
@@ -30,7 +35,7 @@ def _norm_parts(x, w):
 
 
 def _forward(x, w):
-  logits = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+  logits = jnp.matmul(x, w, preferred_element_type=checks.compute_dtype(x, w))
   inv_x, unclamped, inv_w = _norm_parts(x, w)
   cos = logits * inv_x * inv_w
   return logits, cos, (x, w, cos, inv_x, unclamped, inv_w)
@@ -46,9 +51,10 @@ def _feature_cotangent(x, w, cos, inv_x, unclamped, inv_w, g_logits, g_cos):
   coef = g_cos * inv_w * inv_x
   if g_logits is not None:
     coef = coef + g_logits
-  dx = jnp.matmul(coef, w.T, preferred_element_type=jnp.float32)
+  dtype = checks.compute_dtype(x, w)
+  dx = jnp.matmul(coef, w.T, preferred_element_type=dtype)
   radial = jnp.sum(g_cos * cos, axis=1, keepdims=True)
-  dx = dx - jnp.where(unclamped, x.astype(jnp.float32) * (inv_x * inv_x) * radial, 0.0)
+  dx = dx - jnp.where(unclamped, x.astype(dtype) * (inv_x * inv_x) * radial, 0.0)
   return dx.astype(x.dtype)
 
 
@@ -71,7 +77,7 @@ def _lc_bwd(res, cotangents):
   x, w, cos, inv_x, unclamped, inv_w = res
   g_logits, g_cos = cotangents
   dx = _feature_cotangent(x, w, cos, inv_x, unclamped, inv_w, g_logits, g_cos)
-  dw = jnp.matmul(x.T, g_logits, preferred_element_type=jnp.float32)
+  dw = jnp.matmul(x.T, g_logits, preferred_element_type=checks.compute_dtype(x, w))
   return dx, dw.astype(w.dtype)
 
 
@@ -101,7 +107,7 @@ stop_gradient_cosine.defvjp(_sc_fwd, _sc_bwd)
 def _sgsl_per_example(cos, labels, gamma):
   """softplus(LSE^gamma_{j != y}(cos_j) - cos_y), eq. 6."""
   num_classes = cos.shape[1]
-  target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
+  target_mask = checks.class_mask(labels, num_classes)
   cos_y = jnp.sum(jnp.where(target_mask, cos, 0.0), axis=1)
   negatives = jnp.where(target_mask, -jnp.inf, gamma * cos)
   lse = jax.nn.logsumexp(negatives, axis=1) / gamma
@@ -111,8 +117,7 @@ def _sgsl_per_example(cos, labels, gamma):
 def _check_common(features, labels, weights, gamma):
   _, dim = checks.check_features_labels(features, labels)
   num_classes = checks.check_classifier(weights, dim)
-  if not gamma > 0:
-    raise ValueError(f"gamma must be positive, got {gamma}")
+  checks.check_scalar(gamma, "gamma", positive=True)
   return num_classes
 
 
@@ -141,13 +146,14 @@ def stop_gradient_softmax_loss(
     features: (B, D) floating features.
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights, one column per class.
-    gamma: LSE sharpness (paper default 30; Table 4 sweeps 1..70).
+    gamma: LSE sharpness (paper default 30; Table 4 sweeps 1..70); may be traced.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]]); w = jnp.eye(2)
-    >>> stop_gradient_softmax_loss(x, jnp.array([0]), w, gamma=1.0)  # softplus(0 - 1)
-    Array(0.3132617, dtype=float32)
+    >>> loss = stop_gradient_softmax_loss(x, jnp.array([0]), w, gamma=1.0)
+    >>> bool(jnp.isclose(loss, jax.nn.softplus(-1.0)))  # softplus(0 - 1)
+    True
   """
   checks.check_reduction(reduction)
   num_classes = _check_common(features, labels, weights, gamma)
@@ -168,6 +174,7 @@ def softmax_sgsl_loss(
     label_smoothing: float = 0.1,
     start_below: float = 3.0,
     axis_name: str | None = None,
+    reduction: str = "mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   r"""Label-smoothed softmax CE plus SGSL, the total loss of eq. 10 (eq. 7 with beta).
 
@@ -180,11 +187,16 @@ def softmax_sgsl_loss(
   `axis_name`); label smoothing 0.1. Both parts share one matmul ``x @ W`` (`logits_and_cosine`),
   and the gradient into `weights` is exactly the label-smoothed softmax gradient. No bias.
 
+  The gate couples the batch: it is always judged on the (global-)batch mean softmax loss,
+  whatever the `reduction`; ``reduction="none"`` returns per-example totals
+  ``softmax_i + beta * gate * sgsl_i`` (whose mean is the "mean" total) and per-example aux
+  values.
+
   Args:
     features: (B, D) floating features.
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights.
-    gamma: SGSL's LSE sharpness.
+    gamma: SGSL's LSE sharpness (may be traced, as may the next three).
     beta: SGSL weight.
     label_smoothing: epsilon of the softmax part, in [0, 1).
     start_below: SGSL is added only when the (global-)batch softmax loss is below this.
@@ -192,28 +204,32 @@ def softmax_sgsl_loss(
       over the global batch.
       Inside ``jax.shard_map``, ``jax.grad`` of the value is the global-batch gradient; inside
       ``jax.pmap`` it is that times the device count (psum transposes to psum there).
+    reduction: "mean", "sum" (over the global batch with `axis_name`) or "none" (per example).
 
   Returns:
-    ``(total, aux)``: the scalar total, and ``aux = {"softmax": ..., "sgsl": ...,
-    "sgsl_active": bool}`` (the SGSL value is reported even when it is not added).
+    ``(total, aux)``: the total, and ``aux = {"softmax": ..., "sgsl": ..., "sgsl_active":
+    bool}`` (the SGSL value is reported even when it is not added), reduced alike.
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]]); w = jnp.eye(2)
     >>> total, aux = softmax_sgsl_loss(x, jnp.array([0]), w, gamma=1.0, label_smoothing=0.0)
-    >>> total  # log(1 + e^-1) + softplus(-1)
-    Array(0.6265233, dtype=float32)
+    >>> bool(jnp.isclose(total, jnp.log1p(jnp.exp(-1.0)) + jax.nn.softplus(-1.0)))
+    True
   """
+  checks.check_reduction(reduction)
   num_classes = _check_common(features, labels, weights, gamma)
-  if not 0.0 <= label_smoothing < 1.0:
-    raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+  checks.check_scalar(label_smoothing, "label_smoothing", nonnegative=True, below=1.0)
+  checks.check_scalar(beta, "beta")
+  checks.check_scalar(start_below, "start_below")
   valid = checks.label_guard(labels, num_classes)
   labels = jnp.asarray(labels)
   logits, cos = logits_and_cosine(jnp.asarray(features), jnp.asarray(weights))
-  softmax = checks.reduce_loss(
-      checks.nan_where_invalid(_smoothed_ce(logits, labels, label_smoothing), valid), "mean",
-      axis_name)
-  sgsl = checks.reduce_loss(
-      checks.nan_where_invalid(_sgsl_per_example(cos, labels, gamma), valid), "mean", axis_name)
-  active = jax.lax.stop_gradient(softmax) < start_below
+  softmax_i = checks.nan_where_invalid(
+      smoothed_cross_entropy(logits, labels, label_smoothing), valid)
+  sgsl_i = checks.nan_where_invalid(_sgsl_per_example(cos, labels, gamma), valid)
+  gate_value = checks.reduce_loss(softmax_i, "mean", axis_name)
+  active = jax.lax.stop_gradient(gate_value) < start_below
+  softmax = checks.reduce_loss(softmax_i, reduction, axis_name)
+  sgsl = checks.reduce_loss(sgsl_i, reduction, axis_name)
   total = softmax + beta * jnp.where(active, sgsl, 0.0)
   return total, {"softmax": softmax, "sgsl": sgsl, "sgsl_active": active}

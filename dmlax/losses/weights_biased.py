@@ -1,4 +1,7 @@
-"""Negative-focused weights-biased softmax, W-Softmax (Li et al., Pattern Recognition 2020).
+"""Negative-focused weights-biased softmax, W-Softmax (Li & Wang, Pattern Recognition 2020).
+
+Xiaobin Li and Weiqiang Wang, "Learning discriminative features via weights-biased softmax
+loss", Pattern Recognition, 2020.
 
 Each negative class ``j`` of a sample of class ``y`` is scored with the per-sample weight
 ``(alpha w_y + w_j) / ||alpha w_y + w_j||`` (eq. 1). Those (B, C, D) weights are never built: with
@@ -16,7 +19,7 @@ from jax.typing import ArrayLike
 
 from dmlax import checks
 from dmlax.losses import normalization
-from dmlax.losses.softmax import _smoothed_ce
+from dmlax.losses.softmax import smoothed_cross_entropy
 
 # ||alpha w_y + w_j||^2 vanishes when w_j = -w_y and alpha = 1; the floor keeps the logit and
 # its gradient finite there (the direction of a zero vector is undefined anyway).
@@ -26,7 +29,8 @@ _MIN_SQ_NORM = 1e-6
 def min_feature_dim(num_classes: int) -> int:
   """Smallest feature width M for which C unit class vectors can have pairwise dot -1/(C-1).
 
-  ``M_min = C - 1`` (Li et al., "Negative-focused weights-biased softmax", PR 2020, sec. 3);
+  ``M_min = C - 1`` (Li & Wang, "Learning discriminative features via weights-biased softmax
+  loss", Pattern Recognition 2020, sec. 3);
   `simplex_classifier` builds such a (C - 1, C) classifier.
 
   Example:
@@ -45,14 +49,14 @@ def simplex_classifier(num_classes: int, dtype=jnp.float32) -> jax.Array:
     W_C = \begin{bmatrix} \sqrt{1 - (C-1)^{-2}}\, W_{C-1} & 0 \\ -\tfrac{1}{C-1}\mathbf 1^\top & 1
     \end{bmatrix}
 
-  (Li et al., PR 2020, sec. 3), the vertices of a regular simplex centred at the origin. Built in
+  (Li & Wang, PR 2020, sec. 3), the vertices of a regular simplex centred at the origin. Built in
   closed form in float64 (row ``r`` is the row added at step ``r + 2`` times the scale factors of
   every later step) and cast to `dtype`.
 
   Example:
-    >>> simplex_classifier(3)  # columns at 120 degrees
-    Array([[ 0.8660254, -0.8660254,  0.       ],
-           [-0.5      , -0.5      ,  1.       ]], dtype=float32)
+    >>> w = simplex_classifier(3)  # columns at 120 degrees
+    >>> w.shape, bool(jnp.allclose(w.T @ w, 1.5 * jnp.eye(3) - 0.5, atol=1e-6))
+    ((2, 3), True)
   """
   num_classes = _check_num_classes(num_classes)
   c = num_classes
@@ -83,66 +87,84 @@ def weights_biased_softmax_loss(
     labels: ArrayLike,
     weights: ArrayLike,
     *,
-    alpha: float = 1.0,
+    alpha: ArrayLike = 1.0,
+    stop_gradient_biased: bool = False,
     reduction: str = "mean",
 ) -> jax.Array:
-  r"""W-Softmax: softmax CE where each negative class is pulled towards the target (eqs. 11-13).
+  r"""W-Softmax: softmax CE where each negative class is pulled towards the target (eqs. 1, 11-13).
 
   .. math::
     \ell_i = -\log \frac{e^{w_{y}^\top x}}{e^{w_{y}^\top x} + \sum_{j \ne y}
-      \exp\!\Big(\frac{(\alpha w_{y} + w_j)^\top x}{\|\alpha w_{y} + w_j\|}\Big)},\qquad
+      e^{w_j'^\top x}},\qquad
+    w_j' = \frac{\alpha w_{y} + w_j}{\|\alpha w_{y} + w_j\|},\qquad
     w_c = \frac{W_{:,c}}{\|W_{:,c}\|}
 
-  Li, Xie, Liu, Li, "Negative-focused weights-biased softmax loss for classification", Pattern
+  Li & Wang, "Learning discriminative features via weights-biased softmax loss", Pattern
   Recognition 2020. No bias; columns normalised, features not. ``alpha = 0`` is softmax with
   normalised columns; test-time logits are ``x @ w``. Computed without per-sample weights:
   ``s = x @ w``, ``g = w[:, y].T @ w`` (or rows of the Gram matrix ``w.T @ w`` when B > C),
   logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1, 1e-6))``. Logits accumulate in
-  float32.
+  float32 (float64 for float64 inputs).
+
+  ``stop_gradient_biased=True`` is an ablation, not the paper's loss and not the default: the
+  biased negative weights :math:`w_j'` are constants for differentiation (``stop_gradient``), so
+  the classifier receives gradient only through the target logit :math:`w_y^\top x`, while the
+  features still see the biased negatives. It isolates the feature-side pull that the paper's
+  Fig. 5 reports (mean angle between features and their class weight, eq. 14, falling as alpha
+  grows) from the effect of the biased weights on the classifier. Its value equals the default's.
 
   Args:
     features: (B, D) floating features.
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights, one column per class.
-    alpha: margin parameter, a real >= 0 (the paper uses 0.5 - 1.5).
+    alpha: margin parameter, a real >= 0 (the paper uses 0.5 - 1.5); may be traced.
+    stop_gradient_biased: the ablation above (structural, a Python bool).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> x = jnp.array([[2.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-    >>> weights_biased_softmax_loss(x, jnp.array([0]), w, alpha=1.0)  # log(1 + e^(sqrt2 - 2))
-    Array(0.44254756, dtype=float32)
+    >>> loss = weights_biased_softmax_loss(x, jnp.array([0]), w, alpha=1.0)
+    >>> bool(jnp.isclose(loss, jnp.log1p(jnp.exp(jnp.sqrt(2.0) - 2.0))))
+    True
   """
   checks.check_reduction(reduction)
   batch, dim = checks.check_features_labels(features, labels)
   num_classes = checks.check_classifier(weights, dim)
-  if not np.isscalar(alpha) or not alpha >= 0:
-    raise ValueError(f"alpha must be a real number >= 0, got {alpha!r}")
+  checks.check_scalar(alpha, "alpha", nonnegative=True)
+  if not isinstance(stop_gradient_biased, bool):
+    raise ValueError(f"stop_gradient_biased must be a Python bool, got {stop_gradient_biased!r}")
   valid = checks.label_guard(labels, num_classes)
-  x = jnp.asarray(features)
+  dtype = checks.compute_dtype(features, weights)
+  x = jnp.asarray(features).astype(dtype)
   labels = jnp.asarray(labels)
   weights = jnp.asarray(weights)
-  inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), float32 or wider
-  w = weights.astype(inv_norm.dtype) * inv_norm
-  if alpha == 0:
-    logits = jnp.matmul(x, w, preferred_element_type=jnp.float32)
+  inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), compute dtype
+  w = weights.astype(dtype) * inv_norm
+  s = jnp.matmul(x, w, preferred_element_type=dtype)
+  if not checks.is_traced(alpha) and alpha == 0:
+    logits = s
   else:
+    alpha = jnp.asarray(alpha, dtype)
+    if stop_gradient_biased:
+      raw, inv, w_b = map(jax.lax.stop_gradient, (weights, inv_norm, w))
+      s_b = jnp.matmul(x, w_b, preferred_element_type=dtype)
+    else:
+      raw, inv, w_b, s_b = weights, inv_norm, w, s
     if batch <= num_classes:
       # Gather the raw columns into a materialised (D, B) array (row-wise reads of W), then
       # scale by their norms. Fused with the normalisation and the matmul, XLA gathers in (B, D)
       # order instead: a strided read of W that costs more than the matmul on CPU.
       raw_y = jax.lax.optimization_barrier(jnp.take_along_axis(
-          weights, jnp.broadcast_to(labels[None, :], (dim, batch)), axis=1, mode="clip"))
-      w_y = raw_y.astype(w.dtype) * jnp.take(inv_norm[0], labels, mode="clip")[None, :]
-      s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
-      g = jnp.einsum("db,dc->bc", w_y, w, preferred_element_type=jnp.float32)
+          raw, jnp.broadcast_to(labels[None, :], (dim, batch)), axis=1, mode="clip"))
+      w_y = raw_y.astype(dtype) * jnp.take(inv[0], labels, mode="clip")[None, :]
+      g = jnp.einsum("db,dc->bc", w_y, w_b, preferred_element_type=dtype)
     else:
-      s = jnp.matmul(x, w, preferred_element_type=jnp.float32)
-      g = jnp.take(w.T @ w, labels, axis=0, mode="clip")
-    target_mask = labels[:, None] == jnp.arange(num_classes)[None, :]
-    s_y = jnp.sum(jnp.where(target_mask, s, 0.0), axis=1, keepdims=True)
+      g = jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
+    target_mask = checks.class_mask(labels, num_classes)
+    s_y = jnp.sum(jnp.where(target_mask, s_b, 0.0), axis=1, keepdims=True)
     sq_norm = alpha * alpha + 2.0 * alpha * g + 1.0
-    negative = (alpha * s_y + s) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
+    negative = (alpha * s_y + s_b) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
     # The target column of the formula is s_y * (1 + alpha) / (1 + alpha): use s_y exactly.
     logits = jnp.where(target_mask, s, negative)
-  per_example = _smoothed_ce(logits, labels, 0.0)
+  per_example = smoothed_cross_entropy(logits, labels, 0.0)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 from jax.sharding import Mesh
+from jax.test_util import check_grads
 from jax.sharding import PartitionSpec as P
 
 from dmlax import losses
@@ -365,3 +366,15 @@ def test_bad_input_raises_naming_the_argument():
   # Raised at trace time, under jit too.
   with pytest.raises(ValueError, match="groups"):
     jax.jit(lambda x: losses.group_softmax_loss(x, y, w, groups=(7,)))(x)
+
+
+def test_float64_kept_and_check_grads():
+  rng = np.random.default_rng(11)
+  with jax.enable_x64(True):
+    x = jnp.asarray(rng.normal(size=(6, 8)))
+    w = jnp.asarray(rng.normal(size=(8, 5)))
+    y = jnp.asarray(rng.integers(0, 5, size=6))
+    f = jax.jit(lambda a, p: losses.group_softmax_loss(a, y, p, groups=(1, 2, 4)))
+    assert f(x, w).dtype == jnp.float64
+    # The grouping is piecewise constant: gradients are exact in float64 away from ties.
+    check_grads(f, (x, w), order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-7)

@@ -52,7 +52,9 @@ def np_cosface(x, y, w, m, s):
 def np_arcface(x, y, w, m, s):
   *_, cos = _geometry(x, w)
   theta = np.arccos(cos[np.arange(len(y)), y])
-  return _replace_target(s * cos, y, s * np.cos(theta + m))
+  # Past pi - m the monotone extension cos(theta) - m sin(m) (insightface's th/mm form).
+  psi = np.where(theta <= np.pi - m, np.cos(theta + m), np.cos(theta) - m * np.sin(m))
+  return _replace_target(s * cos, y, s * psi)
 
 
 def np_sigsoftmax(x, y, w, b):
@@ -174,3 +176,51 @@ def test_bad_input_raises():
     losses.sigsoftmax_loss(x, y, w, bias=jnp.ones(4))
   with pytest.raises(ValueError, match="labels must lie"):
     losses.cosface_loss(x, jnp.array([0, 3]), w)
+
+
+# Target weight e1 and two negatives +-e3 orthogonal to the plane in which the feature rotates:
+# only the target logit depends on the angle, so the loss must be non-decreasing in it.
+_ANGLES = np.linspace(0.0, np.pi, 721)
+_MONOTONE = {
+    "arcface": functools.partial(losses.arcface_loss),  # m = 0.5, s = 64 (paper, pml)
+    "cosface": functools.partial(losses.cosface_loss),  # m = 0.35, s = 64
+    "sphereface": functools.partial(losses.sphereface_loss),  # m = 4, lam = 0 (pml)
+    "lsoftmax": functools.partial(losses.large_margin_softmax_loss),  # m = 4, lam = 0 (pml)
+    "sphereface_lam5": functools.partial(losses.sphereface_loss, lam=5.0),  # annealing floor
+}
+
+
+def _rotating(t, radius=2.0):
+  x = radius * jnp.stack([jnp.cos(t), jnp.sin(t), jnp.zeros_like(t)], axis=-1)
+  w = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0]], x.dtype).T  # (D, C)
+  return x, jnp.zeros(t.shape, jnp.int32), w
+
+
+@pytest.mark.parametrize("name", list(_MONOTONE))
+def test_loss_non_decreasing_in_target_angle(name):
+  fn = _MONOTONE[name]
+  with jax.enable_x64(True):
+    x, y, w = _rotating(jnp.asarray(_ANGLES, jnp.float64))
+    values = np.asarray(jax.jit(lambda a: fn(a, y, w, reduction="none"))(x))
+    slopes = np.asarray(jax.jit(jax.vmap(jax.grad(
+        lambda t: fn(_rotating(t[None])[0], y[:1], w))))(jnp.asarray(_ANGLES[1:-1])))
+  assert values.dtype == np.float64
+  assert np.all(np.diff(values) >= -1e-9 * np.abs(values[1:]).max()), name
+  assert np.all(slopes >= -1e-9), (name, _ANGLES[1:-1][slopes < -1e-9])
+
+
+def test_arcface_past_pi_minus_margin():
+  """theta + m > pi: the target logit is s (cos theta - m sin m), pml >= 2.0 / insightface."""
+  m, s = 0.5, 64.0
+  t = np.radians([155.0, 170.0, 179.0])  # all past pi - m = 151.4 degrees
+  x, y, w = _rotating(jnp.asarray(t, jnp.float32), radius=1.0)
+  got = losses.arcface_loss(x, y, w, reduction="none")
+  target = s * (np.cos(t) - m * np.sin(m))
+  want = np.log(np.exp(target) + 2.0) - target  # two negatives with cos 0
+  chex.assert_trees_all_close(got, want, rtol=1e-5)
+  # cos(theta + m) alone would make the loss fall here (it rises back towards cos(pi) = -1).
+  paper = s * np.cos(t + m)
+  assert np.all(np.diff(np.log(np.exp(paper) + 2.0) - paper) < 0)
+  assert np.all(np.diff(np.asarray(got)) > 0)
+  slope = jax.grad(lambda a: losses.arcface_loss(_rotating(a[None], 1.0)[0], y[:1], w))(t[1])
+  assert slope > 0

@@ -140,3 +140,20 @@ def test_pair_losses():
   }
   for name, (loss_fn, miner) in theirs.items():
     _check(got[name], _torch_value_and_grads(loss_fn, x, y, miner=miner))
+
+
+def test_arcface_past_pi_minus_margin():
+  """pml >= 2.0 continues ArcFace as cos(theta) - m sin(m) past pi - m; so does dmlax."""
+  rng = np.random.default_rng(5)
+  w = rng.normal(size=(D, C)).astype(np.float32)
+  y = np.arange(B) % C
+  w_y = w[:, y].T / np.linalg.norm(w[:, y].T, axis=1, keepdims=True)
+  other = rng.normal(size=(B, D))
+  other -= np.sum(other * w_y, axis=1, keepdims=True) * w_y
+  other /= np.linalg.norm(other, axis=1, keepdims=True)
+  theta = np.radians(np.linspace(120.0, 179.5, B))  # from below pi - m to nearly pi
+  x = (np.cos(theta)[:, None] * w_y + np.sin(theta)[:, None] * other).astype(np.float32)
+  ours = jax.jit(jax.value_and_grad(
+      lambda a, p: losses.arcface_loss(a, y, p), argnums=(0, 1)))(x, w)
+  theirs = pml_losses.ArcFaceLoss(C, D, margin=np.degrees(0.5), scale=64)
+  _check(ours, _torch_value_and_grads(_set(theirs, "W", w), x, y.astype(np.int64), ["W"]))
