@@ -36,3 +36,14 @@ from dmlax.losses.proxy import soft_triple_loss
 from dmlax.losses.regularizers import center_loss
 from dmlax.losses.regularizers import proxy_regularizer
 from dmlax.losses.regularizers import ring_loss
+# Miners' companions: contrastive-family losses, cross-batch memory, sub-center ArcFace.
+from dmlax.losses.contrastive import circle_loss
+from dmlax.losses.contrastive import lifted_structure_loss
+from dmlax.losses.contrastive import margin_loss
+from dmlax.losses.contrastive import ntxent_loss
+from dmlax.losses.contrastive import supcon_loss
+from dmlax.losses.margin import subcenter_arcface_loss
+from dmlax.losses.memory import XBMState
+from dmlax.losses.memory import xbm_init
+from dmlax.losses.memory import xbm_references
+from dmlax.losses.memory import xbm_update
