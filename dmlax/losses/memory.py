@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 
 from dmlax import checks
-from dmlax import pairs as pairs_lib
 
 
 class XBMState(NamedTuple):
@@ -50,6 +49,19 @@ def xbm_init(size: int, dim: int, dtype=jnp.float32) -> XBMState:
                   jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
+def _replicated_gather(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """The global batch in device order, as a value shard_map knows to be replicated.
+
+  A psum of each device's block placed in zeros (not all_gather, whose result shard_map's
+  replication check treats as device-varying), so the new state can leave a shard_map as P().
+  """
+  if axis_name is None:
+    return x
+  devices = jax.lax.axis_size(axis_name)
+  blocks = jnp.zeros((devices,) + x.shape, x.dtype).at[jax.lax.axis_index(axis_name)].set(x)
+  return jax.lax.psum(blocks, axis_name).reshape((devices * x.shape[0],) + x.shape[1:])
+
+
 def xbm_update(state: XBMState, features, labels, *, axis_name: str | None = None) -> XBMState:
   """Enqueues a batch, overwriting the oldest slots (ring buffer); no gradient is stored.
 
@@ -60,8 +72,8 @@ def xbm_update(state: XBMState, features, labels, *, axis_name: str | None = Non
   size, mem_dim = state.embeddings.shape
   if dim != mem_dim:
     raise ValueError(f"features have dimension {dim} but the memory holds {mem_dim}")
-  x = pairs_lib.gather(jax.lax.stop_gradient(jnp.asarray(features)), axis_name)
-  y = pairs_lib.gather(jnp.asarray(labels), axis_name)
+  x = _replicated_gather(jax.lax.stop_gradient(jnp.asarray(features)), axis_name)
+  y = _replicated_gather(jnp.asarray(labels), axis_name)
   if x.shape[0] > size:
     raise ValueError(f"the (global) batch of {x.shape[0]} does not fit a memory of {size} slots")
   slots = (state.pointer + jnp.arange(x.shape[0])) % size
