@@ -239,6 +239,9 @@ def margin_loss(
   sign = -1.0 if distances.is_similarity(distance) else 1.0
   d = sign * lay.mat
   beta_a, label_ok, scalar = _beta_per_anchor(beta, lay.labels)
+  if not scalar:
+    # A NaN factor on the rows of out-of-range labels: value and gradient both NaN.
+    d = d * jnp.where(label_ok, 1.0, jnp.nan).astype(d.dtype)[:, None]
   pos, neg = lay.pos, lay.neg
   pos_term = jax.nn.relu(d - sign * beta_a + margin)
   neg_term = jax.nn.relu(sign * beta_a - d + margin)
@@ -263,7 +266,6 @@ def margin_loss(
   else:
     reg = pairs_lib.psum(jnp.sum(nu * beta_a[:, 0] * num_triplets), axis_name)
     reg = jnp.where(divisor > 0, reg / jnp.maximum(divisor, 1.0), 0.0)
-  per_anchor = checks.nan_where_invalid(per_anchor, label_ok)
   if reduction == "none":
     return per_anchor
   total = pairs_lib.psum(jnp.sum(per_anchor), axis_name)
@@ -271,11 +273,7 @@ def margin_loss(
     value = total + (reg if scalar else reg * divisor)
   else:
     value = jnp.where(divisor > 0, total / jnp.maximum(divisor, 1.0), 0.0) + reg
-  value = jnp.where(any_triplet, value, 0.0)
-  if not scalar:
-    value = jnp.where(jnp.all(label_ok) if axis_name is None else
-                      pairs_lib.psum(jnp.sum(~label_ok), axis_name) == 0, value, jnp.nan)
-  return value
+  return jnp.where(any_triplet, value, 0.0)
 
 
 def lifted_structure_loss(
