@@ -71,6 +71,24 @@ def _batch_all_sorted(d, pos, neg, margin):
   return per_anchor, jnp.sum(jnp.where(pos, count, 0), axis=1)
 
 
+def _batch_all_counted(d, valid, margin):
+  """Per-anchor sum and count of the violating hinge triplets among `valid` (B, M, M).
+
+  Which triplets violate is piecewise constant, so it is found once (no gradient) and the loss
+  is then linear in d: sum = sum_p c_p d(a, p) - sum_n c_n d(a, n) + m c, with c_p (c_n) the
+  violating triplets through p (n). Same value and gradient as the dense hinge; the backward
+  pass never touches a (B, M, M) tensor.
+  """
+  fixed = jax.lax.stop_gradient(d)
+  active = valid & (fixed[:, :, None] - fixed[:, None, :] + margin > 0)
+  through_pos = jnp.sum(active, axis=2).astype(d.dtype)
+  through_neg = jnp.sum(active, axis=1).astype(d.dtype)
+  count = jnp.sum(through_pos, axis=1)
+  per_anchor = (jnp.sum(d * through_pos, axis=1) - jnp.sum(d * through_neg, axis=1)
+                + margin * count)
+  return per_anchor, count
+
+
 def triplet_margin_loss(
     features: ArrayLike,
     labels: ArrayLike,
@@ -146,8 +164,11 @@ def triplet_margin_loss(
       usable = pos | neg
       valid = (pairs_lib.check_triplets(triplets, d.shape) & usable[:, :, None]
                & usable[:, None, :])
-    per_anchor, count = _nonzero_stats(fn(d[:, :, None] - d[:, None, :] + margin), valid,
-                                       axis=(1, 2))
+    if soft:
+      per_anchor, count = _nonzero_stats(fn(d[:, :, None] - d[:, None, :] + margin), valid,
+                                         axis=(1, 2))
+    else:
+      per_anchor, count = _batch_all_counted(d, valid, margin)
     return pairs_lib.reduce(per_anchor, jnp.sum(per_anchor), jnp.sum(count), reduction,
                             axis_name)
   has_neg = jnp.any(neg, axis=1)
