@@ -48,7 +48,7 @@ def multi_similarity_miner(
     references=None,
     axis_name: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-  r"""Multi-similarity pair mining (Wang et al., CVPR 2019, eqs. 5-6; pml ``MultiSimilarityMiner``).
+  r"""Multi-similarity pair mining (Wang et al., CVPR 2019; pml ``MultiSimilarityMiner``).
 
   With similarities s, a positive pair is kept when :math:`s_{ap} - \epsilon < \max_{n} s_{an}`
   and a negative pair when :math:`s_{an} + \epsilon > \min_p s_{ap}` (mirrored for distances).

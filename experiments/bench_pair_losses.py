@@ -46,6 +46,10 @@ def _rows(pml, x, y, rng):
       ("triplet + batch-hard miner", lambda a, b, _: losses.triplet_margin_loss(
           a, b, triplets=miners.batch_hard_miner(a, b)), no,
        L.TripletMarginLoss(margin=0.2), M.BatchHardMiner(), {}),
+      ("triplet mining='hard' (mean reducer)", lambda a, b, _: losses.triplet_margin_loss(
+          a, b, mining="hard"), no,
+       L.TripletMarginLoss(margin=0.2, reducer=pml.reducers.MeanReducer()), M.BatchHardMiner(),
+       {}),
       ("triplet + semihard triplet miner", lambda a, b, _: losses.triplet_margin_loss(
           a, b, triplets=miners.triplet_margin_miner(a, b, type_of_triplets="semihard")), no,
        L.TripletMarginLoss(margin=0.2), M.TripletMarginMiner(type_of_triplets="semihard"), {}),
@@ -97,6 +101,7 @@ def pml_rows(*, rounds: int, inner: int) -> list[dict]:
     import pytorch_metric_learning as pml
     import pytorch_metric_learning.losses  # noqa: F401
     import pytorch_metric_learning.miners  # noqa: F401
+    import pytorch_metric_learning.reducers  # noqa: F401
   except ImportError:
     return []
   rng = np.random.default_rng(0)
@@ -166,7 +171,7 @@ def pml_table(args: argparse.Namespace) -> str:
   ]
   for r in rows:
     lines.append(f"| {r['loss']} | {r['ours_ms']:.2f} | {r['pml_ms']:.2f} | {r['pml_threads']} "
-                 f"| {r['ratio']:.2f}x | {r['value_diff']:.1e} |")
+                 f"| {r["ratio"]:.2g}x | {r['value_diff']:.1e} |")
   slower = [r["loss"] for r in rows if r["ratio"] > 1.0]
   lines += ["", f"slower than pml: {slower}" if slower else "no row slower than pml"]
   return "\n".join(lines)

@@ -133,7 +133,7 @@ def circle_loss(
     reduction: str = "mean",
     axis_name: str | None = None,
 ) -> jax.Array:
-  r"""Circle loss (Sun et al., CVPR 2020, eq. 6 with the margins of eq. 8; pml ``CircleLoss``).
+  r"""Circle loss (Sun et al., CVPR 2020, its pair-wise form; pml ``CircleLoss``).
 
   .. math::
     \ell_a = \log\Bigl(1 + \sum_{n \in N_a} e^{\gamma \alpha_n (s_n - \Delta_n)}
@@ -202,7 +202,7 @@ def margin_loss(
     axis_name: str | None = None,
 ) -> jax.Array:
   r"""Margin loss with a learnable boundary beta (Wu et al., "Sampling Matters in Deep Embedding
-  Learning", ICCV 2017, eqs. 4-5; pml ``MarginLoss`` with ``triplets_per_anchor="all"``).
+  Learning", ICCV 2017; pml ``MarginLoss`` with ``triplets_per_anchor="all"``).
 
   .. math::
     L = \frac{\sum_{(a,p,n)} [d_{ap} - \beta_a + \alpha]_+ + [\beta_a - d_{an} + \alpha]_+}
@@ -212,7 +212,7 @@ def margin_loss(
   embeddings by default (a similarity s enters as -s and beta as -beta), :math:`\beta_a` one
   scalar or the anchor's class entry of a (C,) array. `beta` is an ordinary argument, so a
   trainer can own it as a parameter and learn it; its gradient comes through both terms. The
-  :math:`\nu` term (eq. 5) is :math:`\nu\beta` for a scalar beta and the divisor-normalised sum
+  :math:`\nu` term is :math:`\nu\beta` for a scalar beta and the divisor-normalised sum
   of :math:`\nu\beta_{y_a}` over the triplets for a per-class one, as pml computes them with
   ``learn_beta=True`` (pml drops the term when beta is not learned; here set ``nu=0``). With no
   triplet in the (global) batch the loss is 0.
@@ -287,7 +287,7 @@ def lifted_structure_loss(
     reduction: str = "mean",
     axis_name: str | None = None,
 ) -> jax.Array:
-  r"""Lifted structured loss (Oh Song et al., CVPR 2016, eqs. 3-4; pml ``LiftedStructureLoss``).
+  r"""Lifted structured loss (Oh Song et al., CVPR 2016, smooth bound; pml ``LiftedStructureLoss``).
 
   .. math::
     \ell(a, p) = \tfrac12\Bigl[\log\Bigl(\sum_{(i, n) \in N_a \cup N_p} e^{m_- - d_{in}}\Bigr)

@@ -373,7 +373,7 @@ def subcenter_arcface_loss(
     reduction: str = "mean",
     axis_name: str | None = None,
 ) -> jax.Array:
-  r"""Sub-center ArcFace, Deng et al., ECCV 2020 (eq. 2), as pml's ``SubCenterArcFaceLoss``.
+  r"""Sub-center ArcFace, Deng et al., ECCV 2020, as pml's ``SubCenterArcFaceLoss``.
 
   Each class has K sub-centers; its cosine is the largest over them,
   :math:`\cos\theta_j = \max_k \hat x^\top \hat W_{jk}`, and the target logit gets ArcFace's

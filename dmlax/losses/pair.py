@@ -259,7 +259,7 @@ def multi_similarity_loss(
     reduction: str = "mean",
     axis_name: str | None = None,
 ) -> jax.Array:
-  r"""Multi-similarity loss (Wang et al., CVPR 2019, eq. 12).
+  r"""Multi-similarity loss (Wang et al., CVPR 2019).
 
   .. math::
     \ell_i = \frac1\alpha \log\Bigl(1 + \sum_{j \in P_i} e^{-\alpha (s_{ij} - \lambda)}\Bigr)
@@ -269,7 +269,7 @@ def multi_similarity_loss(
   :math:`\lambda` as :math:`-\lambda`), :math:`P_i` the other same-label samples, :math:`N_i` the
   other-label samples (or the mined `pairs`) and :math:`\lambda` = `base`; an anchor with no
   pairs contributes 0 and still counts in the mean. Matches pml's ``MultiSimilarityLoss`` (same
-  defaults, ``MeanReducer``). The paper's pair mining (eqs. 5-6) is
+  defaults, ``MeanReducer``). The paper's pair mining is
   `dmlax.miners.multi_similarity_miner`, passed as ``pairs=``.
 
   Args:

@@ -165,20 +165,20 @@ def test_losses_match_float64_references():
 
 def test_float64_in_float64_out_and_gradients():
   x, y = _problem(4, b=8, d=3)
+  fns = [functools.partial(losses.ntxent_loss, temperature=0.5),
+         functools.partial(losses.supcon_loss, temperature=0.5),
+         functools.partial(losses.circle_loss, m=0.4, gamma=4.0),
+         losses.lifted_structure_loss,
+         functools.partial(losses.margin_loss, beta=1.0, margin=0.5)]
+  expected = [np_ntxent(x, y, 0.5), np_supcon(x, y, 0.5), np_circle(x, y, 0.4, 4.0),
+              np_lifted(x, y, 1.0, 0.0), np_margin(x, y, 1.0, 0.5, 0.0)]
   with jax.enable_x64(True):
     x64 = jnp.asarray(x, jnp.float64)
-    fns = [functools.partial(losses.ntxent_loss, temperature=0.5),
-           functools.partial(losses.supcon_loss, temperature=0.5),
-           functools.partial(losses.circle_loss, gamma=4.0),
-           functools.partial(losses.lifted_structure_loss),
-           functools.partial(losses.margin_loss, beta=1.0, margin=0.5)]
-    for fn in fns:
-      value = fn(x64, y)
-      assert value.dtype == jnp.float64
-      chex.assert_trees_all_close(float(value), {
-          0: np_ntxent(x, y, 0.5)}.get(fns.index(fn), float(value)), rtol=1e-12)
-    jax.test_util.check_grads(lambda a: fns[0](a, y), (x64,), order=1, modes=["rev"])
-    jax.test_util.check_grads(lambda a: fns[3](a, y), (x64,), order=1, modes=["rev"])
+    values = jax.jit(lambda a: [f(a, y) for f in fns])(x64)
+    assert all(v.dtype == jnp.float64 for v in values)
+    chex.assert_trees_all_close(values, expected, rtol=1e-10)
+    for f in (fns[0], fns[3]):
+      jax.test_util.check_grads(jax.jit(lambda a, f=f: f(a, y)), (x64,), order=1, modes=["rev"])
 
 
 def test_traced_hyperparameters_vmap_and_jit():
