@@ -171,7 +171,7 @@ def pml_table(args: argparse.Namespace) -> str:
   ]
   for r in rows:
     lines.append(f"| {r['loss']} | {r['ours_ms']:.2f} | {r['pml_ms']:.2f} | {r['pml_threads']} "
-                 f"| {r["ratio"]:.2g}x | {r['value_diff']:.1e} |")
+                 f"| {r['ratio']:.2g}x | {r['value_diff']:.1e} |")
   slower = [r["loss"] for r in rows if r["ratio"] > 1.0]
   lines += ["", f"slower than pml: {slower}" if slower else "no row slower than pml"]
   return "\n".join(lines)
