@@ -43,16 +43,30 @@ from dmlax.losses.proxy import soft_triple_loss
 from dmlax.losses.regularizers import center_loss
 from dmlax.losses.regularizers import proxy_regularizer
 from dmlax.losses.regularizers import ring_loss
+# Miners' companions: contrastive-family losses, cross-batch memory, sub-center ArcFace.
+from dmlax.losses.contrastive import circle_loss
+from dmlax.losses.contrastive import lifted_structure_loss
+from dmlax.losses.contrastive import margin_loss
+from dmlax.losses.contrastive import ntxent_loss
+from dmlax.losses.contrastive import supcon_loss
+from dmlax.losses.margin import subcenter_arcface_loss
+from dmlax.losses.memory import XBMState
+from dmlax.losses.memory import xbm_init
+from dmlax.losses.memory import xbm_references
+from dmlax.losses.memory import xbm_update
 
 __all__ = [
     "annealed_lambda",
     "arcface_loss",
     "center_loss",
+    "circle_loss",
     "contrastive_loss",
     "cosface_loss",
     "discriminative_grouping",
     "group_softmax_loss",
     "large_margin_softmax_loss",
+    "lifted_structure_loss",
+    "margin_loss",
     "min_feature_dim",
     "mpa_ap_loss",
     "mpa_dw_loss",
@@ -62,6 +76,7 @@ __all__ = [
     "multiclass_hinge_loss",
     "noisy_softmax_loss",
     "normalized_softmax_loss",
+    "ntxent_loss",
     "proxy_anchor_init",
     "proxy_anchor_loss",
     "proxy_nca_loss",
@@ -75,7 +90,13 @@ __all__ = [
     "softmax_sgsl_loss",
     "sphereface_loss",
     "stop_gradient_softmax_loss",
+    "subcenter_arcface_loss",
+    "supcon_loss",
     "triplet_margin_loss",
     "virtual_softmax_loss",
     "weights_biased_softmax_loss",
+    "xbm_init",
+    "xbm_references",
+    "xbm_update",
+    "XBMState",
 ]

@@ -434,3 +434,73 @@ def virtual_softmax_loss(
   per_example = jnp.logaddexp(jax.nn.logsumexp(logits, axis=1), virtual) - target
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
+
+
+def subcenter_arcface_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike,
+    *,
+    margin: float = 0.5,
+    scale: float = 64.0,
+    reduction: str = "mean",
+    axis_name: str | None = None,
+) -> jax.Array:
+  r"""Sub-center ArcFace, Deng et al., ECCV 2020, as pml's ``SubCenterArcFaceLoss``.
+
+  Each class has K sub-centers; its cosine is the largest over them,
+  :math:`\cos\theta_j = \max_k \hat x^\top \hat W_{jk}`, and the target logit gets ArcFace's
+  additive angular margin with the monotone extension past :math:`\pi - m` (pml >= 2.0,
+  insightface's th/mm form), so the loss never falls as a feature moves away from its class:
+
+  .. math::
+    f_{y_i} = s\,\begin{cases}\cos(\theta_{y_i} + m) & \theta_{y_i} \le \pi - m \\
+      \cos\theta_{y_i} - m\sin m & \text{otherwise}\end{cases},\qquad f_j = s\cos\theta_j
+
+  Layout: `weights` is (D, C, K), sub-center k of class c in ``weights[:, c, k]``; pml's ``W``
+  (D, C K) is ``weights.reshape(D, C * K)`` (column ``c K + k``). `margin` is in radians (pml
+  takes degrees; its default 28.6 is 0.4992 rad).
+
+  Args:
+    features: (B, D).
+    labels: (B,) class indices in [0, C); a traced out-of-range label gives NaN.
+    weights: (D, C, K) sub-centers.
+    margin, scale: m (radians) and s (may be traced).
+    reduction: "mean", "sum" or "none" (per example).
+    axis_name: with "mean"/"sum", reduce over the global batch (pmap / shard_map).
+
+  Example:
+    >>> w = jnp.stack([jnp.eye(2), -jnp.eye(2)], axis=-1)  # (D, C, K) = (2, 2, 2)
+    >>> x = jnp.array([[1.0, 0.0]])
+    >>> print(f"{subcenter_arcface_loss(x, jnp.array([0]), w, margin=0.0, scale=2.0):.4f}")
+    0.1269
+  """
+  checks.check_reduction(reduction)
+  _, dim = checks.check_features_labels(features, labels)
+  if jnp.shape(features)[0] == 0:
+    raise ValueError("features is an empty batch (B = 0)")
+  checks.check_floating(weights, "weights", ndim=3)
+  if jnp.shape(weights)[0] != dim:
+    raise ValueError(f"weights must have shape (D, C, K) = ({dim}, C, K) to match the features, "
+                     f"got {tuple(jnp.shape(weights))}")
+  _, num_classes, k = jnp.shape(weights)
+  if num_classes < 2 or k < 1:
+    raise ValueError(f"weights must have at least 2 classes and 1 sub-center, got shape "
+                     f"{tuple(jnp.shape(weights))}")
+  valid = checks.label_guard(labels, num_classes)
+  x = jnp.asarray(features)
+  w = jnp.asarray(weights)
+  dtype = jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
+  x, w = x.astype(dtype), w.astype(dtype).reshape(dim, num_classes * k)
+  labels = jnp.asarray(labels)
+  # Out-of-range rows: a NaN factor on the features makes both value and gradient NaN.
+  x = x * jnp.where(valid, 1.0, jnp.nan).astype(dtype)[:, None]
+  cos = jnp.max(_cosines(x, w).reshape(-1, num_classes, k), axis=-1)
+  cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
+  arc = cos_y * jnp.cos(margin) - _sin_from_cos(cos_y) * jnp.sin(margin)
+  # theta <= pi - m  <=>  cos(theta) >= -cos(m)
+  target = scale * jnp.where(cos_y >= -jnp.cos(margin), arc, cos_y - margin * jnp.sin(margin))
+  onehot = labels[:, None] == jnp.arange(num_classes)[None, :]
+  logits = jnp.where(onehot, target[:, None], scale * cos)
+  per_example = jax.nn.logsumexp(logits, axis=1) - target
+  return checks.reduce_loss(per_example, reduction, axis_name)

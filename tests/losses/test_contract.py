@@ -22,25 +22,17 @@ from dmlax import losses
 NOT_LOSSES = {
     "annealed_lambda", "discriminative_grouping", "min_feature_dim", "multi_proxy_similarity",
     "proxy_anchor_init", "proxy_regularizer", "simplex_classifier", "soft_triple_init",
+    "XBMState", "xbm_init", "xbm_references", "xbm_update",
 }
 LOSS_NAMES = sorted(n for n in losses.__all__ if n not in NOT_LOSSES)
 # (C, D) proxies; every other `proxies` argument is (C, K, D).
 SINGLE_PROXY_LOSSES = {"proxy_anchor_loss", "proxy_nca_loss"}
-# pair.py is being rewritten to this contract on another branch (features first, reduction,
-# axis_name); until it lands these names are expected to fail. Delete this set at that merge.
-PAIR_LOSSES_PENDING = {"contrastive_loss", "multi_similarity_loss", "triplet_margin_loss"}
 
 B, D, C, K = 6, 4, 3, 2
 
 
-def _marks(name):
-  if name in PAIR_LOSSES_PENDING:
-    return [pytest.mark.xfail(reason="pair.py is brought to the contract on its own branch")]
-  return []
-
-
 def _params(names=LOSS_NAMES):
-  return [pytest.param(n, marks=_marks(n), id=n) for n in names]
+  return [pytest.param(n, id=n) for n in names]
 
 
 def _positional(fn):
