@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import os
 from typing import Any, Sequence
 
 import ml_collections
@@ -193,3 +194,20 @@ def split_overrides(argv: Sequence[str], flag: str = "config") -> tuple[list[str
       rest.append(arg)
     i += 1
   return rest, overrides
+
+
+def caller_path(path: str | None) -> str | None:
+  """`path` made absolute against the directory the user ran the command from:
+  `$DMLAX_CALLER_DIR` (set by `experiments/setup_env.sh` before it enters the repository), else
+  the current directory."""
+  if path is None or os.path.isabs(path):
+    return path
+  base = os.environ.get("DMLAX_CALLER_DIR") or os.getcwd()
+  return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config's file paths (`dataset.data_dir`, `model.pretrained`) through `caller_path`."""
+  config.dataset.data_dir = caller_path(config.dataset.data_dir)
+  config.model.pretrained = caller_path(config.model.pretrained)
+  return config

@@ -7,8 +7,9 @@ checkpoint, or prints the results of a finished run; a larger `--config.num_epoc
 finished run. Resuming with other training fields is an error listing them, unless
 `--allow_config_change` (recorded in results.json). Relative paths (`--workdir`,
 `--config.dataset.data_dir`, `--config.model.pretrained`) are taken from the directory the
-command was run from (`$DMLAX_CALLER_DIR`, which `experiments/setup_env.sh` sets before it
-changes into the repository, else the current directory).
+command was run from (`configs.common.caller_path`: `$DMLAX_CALLER_DIR`, which
+`experiments/setup_env.sh` sets before it changes into the repository, else the current
+directory).
 
 Multi-host: set `--config.distributed=True` (or pass `--distributed`), and each process runs this
 same command; `jax.distributed.initialize` reads the coordinator from the cluster environment
@@ -40,14 +41,6 @@ FLAGS = flags.FLAGS
 _OVERRIDES = []
 
 
-def caller_path(path):
-  """`path` made absolute against the directory the user ran the command from."""
-  if path is None or os.path.isabs(path):
-    return path
-  base = os.environ.get("DMLAX_CALLER_DIR") or os.getcwd()
-  return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
-
-
 def parse_flags(argv):
   """absl's parsing, with `--config.X=V` applied by `configs.common.apply_overrides` after the
   config file loads (clean errors; new keys in the loss's and model's kwargs)."""
@@ -68,9 +61,7 @@ def load_config(config=None):
   """The config of the command line: the file, its overrides, and paths from the caller."""
   config = FLAGS.config if config is None else config
   common.apply_overrides(config, _OVERRIDES)
-  config.dataset.data_dir = caller_path(config.dataset.data_dir)
-  config.model.pretrained = caller_path(config.model.pretrained)
-  return config
+  return common.resolve_paths(config)
 
 
 def main(argv):
@@ -84,7 +75,7 @@ def main(argv):
     import jax  # pylint: disable=g-import-not-at-top
     if FLAGS.distributed or config.distributed:
       jax.distributed.initialize()
-    loop.train_and_evaluate(config, caller_path(FLAGS.workdir),
+    loop.train_and_evaluate(config, common.caller_path(FLAGS.workdir),
                             allow_config_change=FLAGS.allow_config_change)
   except (ValueError, FileNotFoundError, checkpoints.UnreadableCheckpointError) as e:
     # Config and data mistakes, refused config changes, unreadable checkpoints: the message
