@@ -10,6 +10,7 @@ Every row of the papers' comparison tables is a config change:
   config.loss.aux_weight = 0.01               #   this weight and
   config.loss.aux_kwargs = {}                 #   these hyperparameters
   config.loss.softmax_epochs = 0.0            # W-Softmax recipe: plain softmax CE first
+  config.loss.adversarial_dropout = 0.0       # GSL: adversarial DropOut rate p of the features
 
 Adding a loss to the trainer: write the pure function in `dmlax/losses/` (exported from
 `dmlax/losses/__init__.py`), then add one line to `LOSSES` below naming the function and the
@@ -93,6 +94,8 @@ LOSSES: dict[str, LossEntry] = {
     "softmax": LossEntry(losses.softmax_cross_entropy, kinds.LOGITS),
     "normalized_softmax": LossEntry(losses.normalized_softmax_loss, kinds.COSINE_CLASSIFIER),
     "group_softmax": LossEntry(losses.group_softmax_loss, kinds.CLASSIFIER),
+    # GSL's eq. 2 with its classifier bias b (C,), trained with the weights.
+    "group_softmax_bias": LossEntry(losses.group_softmax_loss, kinds.CLASSIFIER_BIAS),
     "weights_biased_softmax": LossEntry(losses.weights_biased_softmax_loss,
                                         kinds.COSINE_CLASSIFIER),
     "stop_gradient_softmax": LossEntry(losses.stop_gradient_softmax_loss,
@@ -221,6 +224,9 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
                      f"a classifier loss; config.loss.name={cfg.name!r} owns "
                      f"{main_entry.params.names or 'no parameters'}")
   softmax = _Term(LOSSES["softmax"], {}, "config.loss.kwargs")
+  adv_rate = float(cfg.get("adversarial_dropout", 0.0) or 0.0)
+  if not 0.0 <= adv_rate < 1.0:
+    raise ValueError(f"config.loss.adversarial_dropout must be in [0, 1), got {adv_rate}")
 
   def init(rng, features):
     k_main, k_aux = jax.random.split(rng)
@@ -233,6 +239,9 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
 
   def apply(features, labels, params, *, step, rng, axis_name=None):
     call = functools.partial(main, rng=rng, axis_name=axis_name, step=step)
+    clean = features
+    if adv_rate > 0:
+      features = adversarial_features(call, features, labels, params, rate=adv_rate)
     if softmax_steps > 0:
       # W-Softmax recipe: softmax CE first, the configured loss afterwards. Both branches
       # return the same aux keys so that lax.cond can join them.
@@ -249,7 +258,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       loss, logs = call(features, labels, params)
     logs = {f"{cfg.name}/{k}": jnp.asarray(v, jnp.float32) for k, v in logs.items()}
     if aux is not None:
-      extra, extra_logs = aux(features, labels, params, rng=jax.random.fold_in(rng, 1),
+      extra, extra_logs = aux(clean, labels, params, rng=jax.random.fold_in(rng, 1),
                               axis_name=axis_name, step=step)
       logs[f"{cfg.name}/main"] = loss
       logs[f"{cfg.aux_name}/loss"] = extra
@@ -263,6 +272,22 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
     def logits(features, params):
       return main_entry.params.logits(features, main.own(params), main_kwargs)
   return Objective(init=init, apply=apply, logits=logits, num_classes=num_classes)
+
+
+def adversarial_features(loss_fn, features, labels, params, *, rate: float):
+  """`features * m` with m the adversarial DropOut mask of `loss_fn` (Park et al., AAAI 2018).
+
+  The gradient g of `loss_fn(features, labels, params)[0]` with respect to the features (the
+  parameters held fixed) gives `dmlax.models.adversarial_dropout_mask`, which drops the
+  ceil(rate D) components of each feature vector whose removal raises the loss most to first
+  order (GSL, WACV 2021, section 3.2: p = 0.005). The loss is then trained on the masked
+  features. Under pmap/shard_map every device holds the same global loss, so g is the
+  single-device gradient times the number of devices, and the mask (a top-k of g * h) is the same.
+  """
+  from dmlax import models  # pylint: disable=g-import-not-at-top
+  fixed = jax.lax.stop_gradient(params)
+  grads = jax.grad(lambda f: loss_fn(f, labels, fixed)[0])(jax.lax.stop_gradient(features))
+  return features * models.adversarial_dropout_mask(features, grads, rate=rate)
 
 
 def known_losses() -> tuple[str, ...]:

@@ -58,6 +58,8 @@ VARIANTS = {
     "softmax+triplet": dict(name="softmax", aux_name="triplet", aux_weight=0.5),
     "softmax+center": dict(name="softmax", aux_name="center", aux_weight=0.1),
     "group_softmax_random": dict(name="group_softmax", kwargs={"grouping": "random"}),
+    # GSL's adversarial DropOut of 3 of the 12 feature components, before group softmax.
+    "group_softmax_adversarial": dict(name="group_softmax", adversarial_dropout=0.25),
 }
 # Losses that send no gradient into their own parameters (only weight decay moves them).
 NO_GRADIENT_INTO_PARAMS = ("stop_gradient_softmax",)
