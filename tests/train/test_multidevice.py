@@ -16,7 +16,6 @@ in all, shared by the module fixture.
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import chex

@@ -229,4 +229,5 @@ def test_command_line_run_relative_workdir_clean_output_and_rerun(tmp_path):
   assert "holds a finished run of 2 steps" in again and "final (step 2): recall@1" in again
   rc, bad = _cli(["--workdir=runs/b", "--config.optimizer.lrr=1"], REPO, caller)
   assert rc == 1 and "Traceback" not in bad and "AttributeError" not in bad
-  assert "error: config.optimizer.lrr is not a config field; did you mean config.optimizer.lr?" in bad
+  assert ("error: config.optimizer.lrr is not a config field; did you mean "
+          "config.optimizer.lr?") in bad
