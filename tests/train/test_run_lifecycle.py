@@ -231,3 +231,17 @@ def test_command_line_run_relative_workdir_clean_output_and_rerun(tmp_path):
   assert rc == 1 and "Traceback" not in bad and "AttributeError" not in bad
   assert ("error: config.optimizer.lrr is not a config field; did you mean "
           "config.optimizer.lr?") in bad
+
+
+def test_evaluate_checkpoint_and_trained_features_share_the_setup(finished):
+  workdir, results = finished
+  metrics = loop.evaluate_checkpoint(_config(), workdir, which="latest")
+  assert metrics["step"] == STEPS
+  assert {k: v for k, v in metrics.items() if k != "step"} == {
+      k: v for k, v in results["final"].items() if k != "step"}
+  from experiments import trained_features  # pylint: disable=g-import-not-at-top
+  run = trained_features.load(workdir)
+  feats, labels = run.embed("test")
+  assert feats.shape == (896, 64) and labels.shape == (896,)
+  assert set(run.loss_params) == {"classifier"} and run.loss_params["classifier"].shape == (64, 5)
+  assert int(run.state.step) == STEPS and run.info.name == "digits"
