@@ -14,10 +14,12 @@ A kind knows three things, so that nothing else in the trainer branches on it:
   CLASSIFIER           classifier (D, C)                      third argument W      x W
   COSINE_CLASSIFIER    classifier (D, C)                      third argument W      x W/|W|
   CLASSIFIER_BIAS      classifier (D, C), bias (C,)           W, `bias=b`           x W + b
-  SINGLE_PROXIES       single_proxies (C, D)                  third argument        eq. 1 of MPA
-  MULTI_PROXIES(_SOFT_TRIPLE)  proxies (C, K, D)              third argument        eq. 1 of MPA
+  SINGLE_PROXIES       single_proxies (C, D)                  third argument        proxy sim.
+  MULTI_PROXIES(_SOFT_TRIPLE)  proxies (C, K, D)              third argument        proxy sim.
   CENTERS              centers (C, D), zeros                  third argument        None
   RADIUS               radius (), one                         after the labels      None
+
+(proxy sim.: `dmlax.losses.multi_proxy_similarity` with the loss's `gamma`, default 0.1.)
 
 The array names are the keys of the train state's `params["loss"]` (an auxiliary loss's get the
 prefix "aux_"), so the optimiser's "head" group and checkpoints see one leaf per array.

@@ -15,7 +15,7 @@ Every row of the papers' comparison tables is a config change:
 Adding a loss to the trainer: write the pure function in `dmlax/losses/` (exported from
 `dmlax/losses/__init__.py`), then add one line to `LOSSES` below naming the function and the
 kind of parameters it owns (`dmlax.train.loss_params`). That is three files with its test;
-`tests/train/test_every_loss.py` picks the new entry up by itself and checks that it builds,
+`tests/train/test_multidevice.py` picks the new entry up by itself and checks that it builds,
 trains a step, and that 8 devices equal one. Nothing else is declared: what the trainer passes is
 read from the function's signature, so it cannot drift from the function:
 
