@@ -1,7 +1,10 @@
 """Every field the trainer reads, with its default; experiment configs start from `get_config()`.
 
-Configs are locked by `experiments/train.py`, so `--config.optimizer.lrr=0.1` (a misspelt field)
-is an error naming the field. Fields that may be unset are typed placeholders (None by default).
+`experiments/train.py` applies `--config.X=V` overrides with `apply_overrides`: a misspelt field
+is an error naming it, its group's fields and the closest match; the open groups
+(`OPEN_GROUPS`: a loss's or model's keyword arguments) take new keys, checked later against the
+loss's signature or the model's options. Fields that may be unset are typed placeholders (None
+by default).
 
     python -m experiments.train --config configs/quickstart.py:mpa --workdir /tmp/run \
         --config.optimizer.lr=3e-4 --config.num_epochs=5
@@ -12,8 +15,17 @@ Field groups: `dataset`, `model`, `loss` (see `dmlax.train.objectives`), `optimi
 
 from __future__ import annotations
 
+import ast
+import difflib
+import os
+from typing import Any, Sequence
+
 import ml_collections
 from ml_collections import config_dict
+
+# Groups whose keys are the keyword arguments of the chosen loss / model, so an override may add
+# a key (`--config.loss.kwargs.margin=0.2`); `dmlax.train` checks it against the signature.
+OPEN_GROUPS = ("loss.kwargs", "loss.aux_kwargs", "model.kwargs")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -57,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.aux_weight = 1.0
   c.loss.aux_kwargs = ml_collections.ConfigDict()
   c.loss.softmax_epochs = 0.0
+  c.loss.adversarial_dropout = 0.0   # GSL: adversarial DropOut rate p on the features (0: off)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"
@@ -95,3 +108,107 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.ks = (1, 2, 4, 8)
   return c
+
+
+def parse_value(text: str) -> Any:
+  """A command-line value: a Python literal (`0.2`, `(1, 5)`, `True`, `None`), else the string."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _set(config, dotted: str, text: str) -> None:
+  *parents, leaf = dotted.split(".")
+  node, path = config, "config"
+  for p in parents:
+    if not isinstance(node, ml_collections.ConfigDict) or p not in node:
+      _unknown(node, path, p)
+    node, path = node[p], f"{path}.{p}"
+  if not isinstance(node, ml_collections.ConfigDict):
+    raise ValueError(f"--config.{dotted}: {path} is a value, not a group of fields")
+  value = parse_value(text)
+  group = ".".join(parents)
+  if leaf not in node:
+    if group not in OPEN_GROUPS:
+      _unknown(node, path, leaf)
+    with node.unlocked():
+      node[leaf] = value
+    return
+  old = node[leaf]
+  if isinstance(old, str) and not isinstance(value, str):
+    value = text  # a string field keeps the text as typed ("1e-3" stays a string)
+  if isinstance(old, tuple) and isinstance(value, (int, float)):
+    value = (value,)
+  if isinstance(old, tuple) and isinstance(value, list):
+    value = tuple(value)
+  try:
+    node[leaf] = value
+  except (TypeError, ValueError) as e:
+    kind = type(old).__name__ if old is not None else "the field's type"
+    raise ValueError(f"--config.{dotted}={text}: expected {kind}, got {value!r} ({e})") from None
+
+
+def _unknown(node, path: str, key: str):
+  fields = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+  close = difflib.get_close_matches(key, fields, n=1)
+  hint = f"; did you mean {path}.{close[0]}?" if close else ""
+  raise ValueError(f"{path}.{key} is not a config field{hint} The fields of {path} are: "
+                   f"{', '.join(fields)}")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple[str, str]]
+                    ) -> ml_collections.ConfigDict:
+  """Sets each (dotted field, text value) of `overrides` in `config` (locked or not).
+
+  Raises:
+    ValueError: a field the config lacks (outside `OPEN_GROUPS`), naming it, the fields of its
+      group and the closest match; or a value of the wrong type.
+
+  Example:
+    >>> c = apply_overrides(get_config(), [("optimizer.lr", "0.5"), ("loss.kwargs.margin", "0.2")])
+    >>> c.optimizer.lr, c.loss.kwargs.margin
+    (0.5, 0.2)
+  """
+  for dotted, text in overrides:
+    _set(config, dotted, text)
+  return config
+
+
+def split_overrides(argv: Sequence[str], flag: str = "config") -> tuple[list[str], list]:
+  """(argv without `--config.X=V` / `--config.X V`, [(X, V), ...]) in order."""
+  rest, overrides, i = [], [], 0
+  prefix = f"--{flag}."
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith(prefix):
+      body = arg[len(prefix):]
+      if "=" in body:
+        dotted, text = body.split("=", 1)
+      elif i + 1 < len(argv):
+        dotted, text = body, argv[i + 1]
+        i += 1
+      else:
+        raise ValueError(f"{arg} needs a value ({arg}=VALUE)")
+      overrides.append((dotted, text))
+    else:
+      rest.append(arg)
+    i += 1
+  return rest, overrides
+
+
+def caller_path(path: str | None) -> str | None:
+  """`path` made absolute against the directory the user ran the command from:
+  `$DMLAX_CALLER_DIR` (set by `experiments/setup_env.sh` before it enters the repository), else
+  the current directory."""
+  if path is None or os.path.isabs(path):
+    return path
+  base = os.environ.get("DMLAX_CALLER_DIR") or os.getcwd()
+  return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config's file paths (`dataset.data_dir`, `model.pretrained`) through `caller_path`."""
+  config.dataset.data_dir = caller_path(config.dataset.data_dir)
+  config.model.pretrained = caller_path(config.model.pretrained)
+  return config

@@ -2,6 +2,8 @@
 # pinned requirements and dmlax (editable) into it, once per version of those files.
 # Leaves $VENV_PY pointing at the environment's python.
 set -euo pipefail
+# Relative paths given to the entry points (--workdir, data_dir) mean the caller's directory.
+export DMLAX_CALLER_DIR="${DMLAX_CALLER_DIR:-$PWD}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then

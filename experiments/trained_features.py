@@ -24,13 +24,19 @@ import numpy as np
 
 @dataclasses.dataclass
 class TrainedRun:
-  """A restored run: its config, dataset info, model, state and an embedder."""
+  """A restored run: its config, the built run (`dmlax.train.run.Run`) and its state."""
   workdir: str
   config: ml_collections.ConfigDict
-  info: Any
-  model: Any
+  run: Any
   state: Any
-  embedder: Any
+
+  @property
+  def info(self):
+    return self.run.data.info
+
+  @property
+  def model(self):
+    return self.run.model
 
   @property
   def loss_params(self) -> dict:
@@ -38,12 +44,7 @@ class TrainedRun:
 
   def embed(self, split: str, *, max_items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D), labels (N,)) of protocol split `split` ("train", "test", ...)."""
-    from dmlax import data
-    batches = data.eval_batches(
-        self.config.dataset.name, split=split, batch_size=int(self.config.eval.batch_size),
-        data_dir=self.config.dataset.data_dir, image_size=self.config.dataset.image_size,
-        task=self.info.task, augment=self.config.dataset.augment)
-    feats, labels = self.embedder(self.embedder.variables(self.state), batches)
+    feats, labels = self.run.evaluator.embed(self.state, split)
     if max_items is not None:
       feats, labels = feats[:max_items], labels[:max_items]
     return np.asarray(feats, np.float32), np.asarray(labels, np.int32)
@@ -56,30 +57,19 @@ def config_of(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} does not exist: {workdir} is not a finished training run")
   with open(path) as f:
     results = json.load(f)
-  cfg = results["config"]
   # JSON turned tuples into lists; the trainer's fields take either.
-  return ml_collections.ConfigDict(cfg)
+  return ml_collections.ConfigDict(results["config"])
 
 
 def load(workdir: str) -> TrainedRun:
-  """Rebuilds the model of the run in `workdir` and restores its latest checkpoint.
+  """Rebuilds the run in `workdir` (`dmlax.train.run.setup`) and restores its latest checkpoint.
 
   Raises:
     FileNotFoundError: no results.json or no checkpoint in `workdir`.
   """
-  from dmlax import data
-  from dmlax.train import checkpoints as checkpoints_lib
-  from dmlax.train import evaluate as evaluate_lib
-  from dmlax.train import loop
+  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  from dmlax.train import run as run_lib  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(workdir)
   config = config_of(workdir)
-  info = data.info(config.dataset.name, data_dir=config.dataset.data_dir,
-                   task=config.dataset.task)
-  built = loop.build(config, info)
-  ckpt = checkpoints_lib.Checkpoints(workdir, keep=int(config.checkpoint.keep))
-  restored = ckpt.restore_latest(built["state"])
-  ckpt.close()
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-  return TrainedRun(workdir=workdir, config=config, info=info, model=built["model"],
-                    state=restored[0], embedder=evaluate_lib.Embedder(built["model"]))
+  run = run_lib.setup(config, workdir)
+  return TrainedRun(workdir=workdir, config=config, run=run, state=loop.restore(run))

@@ -30,9 +30,20 @@ def _tfds():
   return tfds
 
 
+# Prepared builders by (name, config, data_dir): each construction reads dataset_info.json (tfds
+# logs "Load dataset info" every time), and a run opens the same splits at every evaluation.
+_PREPARED_BUILDERS: dict = {}
+
+
 def _builder(entry: registry.Entry, task: registry.Task, data_dir: str):
-  return _tfds().builder(entry.tfds_name, data_dir=data_dir, config=task.config,
-                         file_format="array_record")
+  key = (entry.tfds_name, task.config, os.fspath(data_dir))
+  builder = _PREPARED_BUILDERS.get(key)
+  if builder is None:
+    builder = _tfds().builder(entry.tfds_name, data_dir=data_dir, config=task.config,
+                              file_format="array_record")
+    if builder.is_prepared():  # an unprepared one changes when prepare() runs
+      _PREPARED_BUILDERS[key] = builder
+  return builder
 
 
 def _prepare_hint(name: str, task: str, entry: registry.Entry, data_dir: str) -> str:

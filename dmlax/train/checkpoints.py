@@ -8,13 +8,22 @@ Layout in the workdir:
 iterator's `get_state()` (JSON), `meta` the loop's own bookkeeping (JSON: best metrics so far,
 evaluation history, accumulated wall time), so that a restarted run continues exactly where the
 saved one was: same parameters, same next batch, same best-so-far.
+
+An unreadable latest checkpoint (truncated or garbage files) is set aside, with a warning naming
+it and the reason, into `workdir/unreadable_checkpoints/`, and the newest readable one restored;
+none readable is an `UnreadableCheckpointError`. A readable checkpoint whose arrays do not fit the
+state the config builds (another loss, model or optimiser) is a `CheckpointMismatchError` listing
+the differing arrays.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from typing import Any
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -24,6 +33,29 @@ from dmlax.train.state import TrainState
 
 def _host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+class UnreadableCheckpointError(RuntimeError):
+  """No checkpoint of the workdir can be read."""
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint holds arrays that do not fit the state the config builds."""
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path): tuple(getattr(leaf, "shape", ())) for path, leaf in flat}
+
+
+def _mismatch(template: dict, saved_tree) -> list[str]:
+  """The arrays of `template` and of a checkpoint's metadata tree that differ (name or shape)."""
+  want, have = _shapes(template), _shapes(saved_tree)
+  out = [f"{k}: checkpoint {have[k]}, config {want[k]}" for k in sorted(set(want) & set(have))
+         if have[k] != want[k]]
+  out += [f"{k}: only in the checkpoint" for k in sorted(set(have) - set(want))]
+  out += [f"{k}: only in the config's state" for k in sorted(set(want) - set(have))]
+  return out
 
 
 class Checkpoints:
@@ -51,13 +83,12 @@ class Checkpoints:
     workdir = os.path.abspath(workdir)
     self.directory = os.path.join(workdir, "checkpoints")
     self.best_directory = os.path.join(workdir, "best")
+    self.unreadable_directory = os.path.join(workdir, "unreadable_checkpoints")
     self.best_metric = best_metric
-    self._latest = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             cleanup_tmp_directories=True,
-                                             enable_async_checkpointing=async_save),
-        item_names=("state", "data", "meta"))
+    self._latest_options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+        enable_async_checkpointing=async_save)
+    self._latest = self._latest_manager()
     self._best = None
     if best_metric:
       self._best = ocp.CheckpointManager(
@@ -66,7 +97,16 @@ class Checkpoints:
               max_to_keep=1, create=True, best_fn=lambda m: float(m[best_metric]),
               best_mode=best_mode, keep_checkpoints_without_metrics=False,
               cleanup_tmp_directories=True, enable_async_checkpointing=async_save),
-          item_names=("state", "meta"))
+          item_handlers={"state": ocp.StandardCheckpointHandler(),
+                         "meta": ocp.JsonCheckpointHandler()})
+
+  def _latest_manager(self):
+    # Handlers named up front: a fresh process can then read a step's metadata before restoring.
+    return ocp.CheckpointManager(
+        self.directory, options=self._latest_options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self._latest.latest_step()
@@ -94,11 +134,47 @@ class Checkpoints:
         metrics={k: float(v) for k, v in metrics.items()}, force=True)
 
   def restore_latest(self, template: TrainState) -> tuple[TrainState, Any, dict] | None:
-    """(state, data_state, meta) of the latest checkpoint, or None if there is none."""
-    step = self._latest.latest_step()
-    if step is None:
-      return None
-    return self._restore(self._latest, step, template, with_data=True)
+    """(state, data_state, meta) of the newest readable checkpoint, or None if there is none.
+
+    Raises:
+      UnreadableCheckpointError: there are checkpoints, and none can be read.
+      CheckpointMismatchError: the newest readable one does not fit `template`.
+    """
+    steps = sorted(self._latest.all_steps(), reverse=True)
+    failed = []
+    for step in steps:
+      path = os.path.join(self.directory, str(step))
+      try:
+        restored = self._restore(self._latest, step, template, with_data=True)
+      except CheckpointMismatchError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        # orbax and tensorstore raise many types for truncated or garbage files.
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        logging.warning("checkpoint %s is unreadable (%s); trying the previous one", path,
+                        reason)
+        failed.append((step, path, reason))
+        continue
+      if failed:
+        self._set_aside([s for s, _, _ in failed])
+      return restored
+    if failed:
+      raise UnreadableCheckpointError(
+          f"no readable checkpoint in {self.directory}: " +
+          "; ".join(f"{p} ({r})" for _, p, r in failed) +
+          ". Delete the directory (or the workdir) to start the run again")
+    return None
+
+  def _set_aside(self, steps) -> None:
+    """Moves unreadable steps out of the manager's directory, so later saves can use them."""
+    self._latest.close()
+    if jax.process_index() == 0:
+      os.makedirs(self.unreadable_directory, exist_ok=True)
+      for step in steps:
+        dest = os.path.join(self.unreadable_directory, f"{step}-{int(time.time())}")
+        shutil.move(os.path.join(self.directory, str(step)), dest)
+        logging.warning("moved the unreadable checkpoint of step %d to %s", step, dest)
+    self._latest = self._latest_manager()
 
   def restore_best(self, template: TrainState) -> tuple[TrainState, dict] | None:
     """(state, meta) of the best checkpoint, or None."""
@@ -109,6 +185,16 @@ class Checkpoints:
 
   def _restore(self, manager, step, template, *, with_data):
     abstract = _host(template.to_checkpoint())
+    saved = manager.item_metadata(step)["state"]
+    saved = getattr(saved, "tree", saved)
+    if not saved:
+      raise OSError("the state item has no readable metadata")
+    mismatch = _mismatch(abstract, saved)
+    if mismatch:
+      raise CheckpointMismatchError(
+          f"the checkpoint of step {step} in {manager.directory} does not fit the state this "
+          f"config builds (another loss, model or optimiser?): " + "; ".join(mismatch[:10]) +
+          (f"; and {len(mismatch) - 10} more" if len(mismatch) > 10 else ""))
     items = dict(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
     if with_data:
       items["data"] = ocp.args.JsonRestore()

@@ -5,9 +5,9 @@ Metric learning (`protocol == "retrieval"`): embeddings of the held-out classes,
 against the gallery). Classification: top-1 error of the objective's class scores on the test
 split (`dmlax.metrics.topk_error`), plus the same retrieval metrics of the features.
 
-Embeddings are computed under `jit` over a 1-D mesh of all devices (batch sharded, variables
-replicated), whatever driver trained the state; each process reads its own share of the padded
-evaluation batches, and the mask drops the padding, so every item counts exactly once.
+Embeddings are computed under `jit` over the run's 1-D mesh of all devices (batch sharded,
+variables replicated), whatever driver trained the state; each process reads its own share of
+the padded evaluation batches, and the mask drops the padding, so every item counts exactly once.
 """
 
 from __future__ import annotations
@@ -16,21 +16,37 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from dmlax.train.dataset import RunData
 from dmlax.train.objectives import Objective
 from dmlax.train.state import TrainState
 
 
-class Embedder:
-  """Jitted `model.apply(variables, images, train=False)` over all devices."""
+def headline_metric(protocol: str) -> tuple[str, str]:
+  """(metric, "max"|"min") that ranks checkpoints by default for a protocol."""
+  return ("top1_error", "min") if protocol == "classification" else ("recall@1", "max")
 
-  def __init__(self, model):
-    self.mesh = Mesh(np.asarray(jax.devices()), ("batch",))
-    self._replicated = NamedSharding(self.mesh, P())
-    self._sharded = NamedSharding(self.mesh, P("batch"))
+
+def metric_names(protocol: str, ks, *, has_logits: bool) -> tuple[str, ...]:
+  """The names `Evaluator` returns for a protocol and cut-offs `ks`."""
+  names = ["map@r", "mrr", "num_lone_queries", "num_queries", "r_precision"]
+  for k in ks:
+    names += [f"recall@{k}", f"precision@{k}", f"ndcg@{k}", f"map@{k}"]
+  if protocol == "classification" and has_logits:
+    names.append("top1_error")
+  return tuple(sorted(set(names)))
+
+
+class FeatureExtractor:
+  """Jitted `model.apply(variables, images, train=False)` over all devices of `mesh`."""
+
+  def __init__(self, model, mesh: Mesh):
+    self.mesh = mesh
+    axis = mesh.axis_names[0]
+    self._replicated = NamedSharding(mesh, P())
+    self._sharded = NamedSharding(mesh, P(axis))
     self._fn = jax.jit(lambda v, x: model.apply(v, x, train=False).astype(jnp.float32),
                        out_shardings=self._replicated)
     self._gather = jax.jit(lambda x: x, out_shardings=self._replicated)
@@ -65,50 +81,64 @@ class Embedder:
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def _eval_batches(config, info, split: str):
-  from dmlax import data
-  per_process = max(1, config.eval.batch_size // jax.process_count())
-  per_process += (-per_process) % jax.local_device_count()
-  return data.eval_batches(
-      config.dataset.name, split=split, batch_size=per_process,
-      data_dir=config.dataset.data_dir, image_size=config.dataset.image_size,
-      process_index=jax.process_index(), process_count=jax.process_count(), task=info.task,
-      augment=config.dataset.augment)
+class Evaluator:
+  """The evaluation of a run, built once: `evaluator(state) -> metrics`.
 
-
-def evaluate(config: ml_collections.ConfigDict, info, model, state: TrainState,
-             objective: Objective | None = None, *, embedder: Embedder | None = None
-             ) -> dict[str, float]:
-  """The evaluation metrics of `state` on the protocol's evaluation split(s).
-
-  Returns:
-    Retrieval: `dmlax.metrics.retrieval_metrics` with `ks=config.eval.ks` ("recall@1", "map@r",
-    "ndcg@4", ...). Classification: additionally "top1_error" (fraction in [0, 1]) when the
-    objective owns class parameters.
+  Args:
+    data: the run's dataset handle.
+    model: the backbone+head.
+    objective: the run's objective (its `logits` give top-1 error on classification tasks).
+    ks: cut-offs k of the retrieval metrics (`config.eval.ks`).
+    batch_size: global evaluation batch (`config.eval.batch_size`).
+    mesh: the run's 1-D device mesh.
 
   Example:
-    >>> metrics = evaluate(config, data.info("digits", task="retrieval"), model, state)
+    >>> metrics = Evaluator(data, model, objective, ks=(1, 2), batch_size=256, mesh=mesh)(state)
     >>> metrics["recall@1"]
   """
-  from dmlax import metrics as dmlax_metrics
-  embedder = embedder or Embedder(model)
-  variables = embedder.variables(state)
-  ks = tuple(int(k) for k in config.eval.ks)
-  if info.eval_query_split and info.eval_gallery_split:
-    q, ql = embedder(variables, _eval_batches(config, info, info.eval_query_split))
-    g, gl = embedder(variables, _eval_batches(config, info, info.eval_gallery_split))
-    out = dmlax_metrics.retrieval_metrics(g, gl, ks=ks, query_embeddings=q, query_labels=ql)
-    return {k: float(v) for k, v in out.items()}
-  emb, labels = embedder(variables, _eval_batches(config, info, info.eval_split))
-  ks = tuple(k for k in ks if k < len(labels))
-  result = {k: float(v) for k, v in
-            dmlax_metrics.retrieval_metrics(emb, labels, ks=ks).items()}
-  if info.protocol == "classification" and objective is not None and objective.logits:
-    logits = objective.logits(jnp.asarray(emb), state.params["loss"])
-    result["top1_error"] = float(dmlax_metrics.topk_error(logits, jnp.asarray(labels), 1))
-  return result
 
+  def __init__(self, data: RunData, model, objective: Objective | None, *, ks, batch_size: int,
+               mesh: Mesh):
+    self.data, self.objective = data, objective
+    self.ks = tuple(int(k) for k in ks)
+    per_process = max(1, int(batch_size) // jax.process_count())
+    self.local_batch = per_process + (-per_process) % jax.local_device_count()
+    self.extractor = FeatureExtractor(model, mesh)
 
-def headline_metric(protocol: str) -> tuple[str, str]:
-  """(metric, "max"|"min") that ranks checkpoints by default for a protocol."""
-  return ("top1_error", "min") if protocol == "classification" else ("recall@1", "max")
+  @property
+  def metric_names(self) -> tuple[str, ...]:
+    return metric_names(self.data.info.protocol, self.ks,
+                        has_logits=bool(self.objective and self.objective.logits))
+
+  def max_k(self) -> int:
+    """The largest k the evaluation set allows: N - 1 (all the others) or the gallery size."""
+    info = self.data.info
+    if info.eval_query_split and info.eval_gallery_split:
+      return self.data.size(info.eval_gallery_split)
+    return self.data.size(info.eval_split) - 1
+
+  def embed(self, state: TrainState, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, D), labels (N,)) of protocol split `split`, gathered on every process."""
+    batches = self.data.eval_batches(split, local_batch=self.local_batch)
+    return self.extractor(self.extractor.variables(state), batches)
+
+  def __call__(self, state: TrainState) -> dict[str, float]:
+    """Retrieval: `dmlax.metrics.retrieval_metrics` ("recall@1", "map@r", "ndcg@4", ...).
+    Classification: additionally "top1_error" (fraction in [0, 1]) when the objective owns
+    class parameters."""
+    from dmlax import metrics as dmlax_metrics  # pylint: disable=g-import-not-at-top
+    info = self.data.info
+    if info.eval_query_split and info.eval_gallery_split:
+      q, ql = self.embed(state, info.eval_query_split)
+      g, gl = self.embed(state, info.eval_gallery_split)
+      out = dmlax_metrics.retrieval_metrics(g, gl, ks=self.ks, query_embeddings=q,
+                                            query_labels=ql)
+      return {k: float(v) for k, v in out.items()}
+    emb, labels = self.embed(state, info.eval_split)
+    result = {k: float(v) for k, v in
+              dmlax_metrics.retrieval_metrics(emb, labels, ks=self.ks).items()}
+    if info.protocol == "classification" and self.objective is not None and (
+        self.objective.logits):
+      logits = self.objective.logits(jnp.asarray(emb), state.params["loss"])
+      result["top1_error"] = float(dmlax_metrics.topk_error(logits, jnp.asarray(labels), 1))
+    return result

@@ -1,5 +1,5 @@
 """Training objectives by config: `config.loss` -> a loss of `dmlax.losses` and the parameters
-it owns (classifier weights (D, C), proxies (C, K, D) or (C, D), centres (C, D)).
+it owns (classifier weights (D, C), proxies (C, K, D) or (C, D), centres (C, D), ...).
 
 Every row of the papers' comparison tables is a config change:
 
@@ -10,17 +10,32 @@ Every row of the papers' comparison tables is a config change:
   config.loss.aux_weight = 0.01               #   this weight and
   config.loss.aux_kwargs = {}                 #   these hyperparameters
   config.loss.softmax_epochs = 0.0            # W-Softmax recipe: plain softmax CE first
+  config.loss.adversarial_dropout = 0.0       # GSL: adversarial DropOut rate p of the features
 
-The objective is called per device inside the data-parallel step. Losses that couple the batch
-get the step's `axis_name` (group softmax scores, ProxyAnchor/MPA class sums); pair losses,
-which take no axis name, see the global batch through an `all_gather`. In both cases every
-device computes the global loss, and the step's `pmean` of gradients gives the single-device
-gradient (the transpose of `psum`/`all_gather` sums the devices' cotangents).
+Adding a loss to the trainer: write the pure function in `dmlax/losses/` (exported from
+`dmlax/losses/__init__.py`), then add one line to `LOSSES` below naming the function and the
+kind of parameters it owns (`dmlax.train.loss_params`). That is three files with its test;
+`tests/train/test_multidevice.py` picks the new entry up by itself and checks that it builds,
+trains a step, and that 8 devices equal one. Nothing else is declared: what the trainer passes is
+read from the function's signature, so it cannot drift from the function:
+
+  * `axis_name` in the signature: the loss couples the batch and computes the global-batch value
+    itself under pmap/shard_map; the trainer passes the step's axis name;
+  * no `axis_name`: the trainer `all_gather`s features and labels, so every device computes the
+    loss of the global batch (exact for pair losses, which couple examples, and for per-example
+    losses alike);
+  * `key` or `rng`: the step's loss key (the same on every device);
+  * `lam`: annealed with the step by `dmlax.losses.annealed_lambda` unless the config sets it;
+  * a second parameter named `labels`: the labels follow the features (ring loss takes none).
+
+Every device then holds the global loss, and the step's `pmean` of gradients gives the
+single-device gradient (the transposes of `psum` and `all_gather` sum the devices' cotangents).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Callable
 
@@ -28,69 +43,83 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dmlax import losses as dmlax_losses
-from dmlax.losses import normalization
+from dmlax import losses
+from dmlax.train import loss_params as kinds
 
 
 @dataclasses.dataclass(frozen=True)
-class LossSpec:
-  """How the trainer calls one loss of `dmlax.losses`.
+class LossEntry:
+  """A loss of `dmlax.losses` and the kind of parameters it owns; the rest is its signature.
 
   Attributes:
-    fn: name of the function in `dmlax.losses`.
-    param: the parameter the loss owns: "classifier" (D, C), "proxies" (C, K, D),
-      "single_proxies" (C, D), "centers" (C, D), or None.
-    init: name of the initialiser in `dmlax.losses.initializers` for proxies (None: the
-      container's default).
-    on_logits: the loss takes logits `features @ W` instead of features and weights.
-    coupling: "axis_name" (the loss takes `axis_name`), "gather" (needs the global batch but
-      takes no axis name) or None (a per-example mean).
-    normalized_classifier: test-time logits use L2-normalised classifier columns.
-    rng_kw: keyword under which the loss takes a PRNG key (always, or for group softmax only
-      with `grouping="random"`).
-    anneal_lambda: the loss takes `lam`, annealed with the step by `dmlax.losses.annealed_lambda`
-      (the L-Softmax layer's schedule) unless the config sets `lam`.
+    fn: the loss function.
+    params: a kind of `dmlax.train.loss_params` (classifier, proxies, centres, ...).
   """
-  fn: str
-  param: str | None = "classifier"
-  init: str | None = None
-  on_logits: bool = False
-  coupling: str | None = None
-  normalized_classifier: bool = False
-  rng_kw: str | None = None
-  anneal_lambda: bool = False
+  fn: Callable
+  params: kinds.ParamKind = kinds.NO_PARAMS
+
+  @functools.cached_property
+  def _parameters(self) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(self.fn).parameters)
+
+  @property
+  def couples_batch(self) -> bool:
+    """The loss takes `axis_name` (computes the global-batch value under pmap/shard_map)."""
+    return "axis_name" in self._parameters
+
+  @property
+  def rng_keyword(self) -> str | None:
+    """The keyword under which the loss takes a PRNG key, if any."""
+    return next((k for k in ("key", "rng") if k in self._parameters), None)
+
+  @property
+  def anneals_lambda(self) -> bool:
+    """The loss takes `lam` (the L-Softmax layer's annealed weight)."""
+    return "lam" in self._parameters
+
+  @property
+  def takes_labels(self) -> bool:
+    names = list(self._parameters)
+    return len(names) > 1 and names[1] == "labels"
+
+  @property
+  def hyperparameters(self) -> tuple[str, ...]:
+    """Keyword-only arguments a config may set (the trainer supplies axis_name and the key)."""
+    return tuple(p.name for p in self._parameters.values()
+                 if p.kind == inspect.Parameter.KEYWORD_ONLY
+                 and p.name not in ("axis_name", self.rng_keyword))
 
 
-LOSSES: dict[str, LossSpec] = {
-    "softmax": LossSpec("softmax_cross_entropy", on_logits=True),
-    "normalized_softmax": LossSpec("normalized_softmax_loss", normalized_classifier=True),
-    "group_softmax": LossSpec("group_softmax_loss", coupling="axis_name", rng_kw="rng"),
-    "weights_biased_softmax": LossSpec("weights_biased_softmax_loss",
-                                       normalized_classifier=True),
-    "stop_gradient_softmax": LossSpec("stop_gradient_softmax_loss", normalized_classifier=True),
+LOSSES: dict[str, LossEntry] = {
+    "softmax": LossEntry(losses.softmax_cross_entropy, kinds.LOGITS),
+    "normalized_softmax": LossEntry(losses.normalized_softmax_loss, kinds.COSINE_CLASSIFIER),
+    "group_softmax": LossEntry(losses.group_softmax_loss, kinds.CLASSIFIER),
+    # GSL's eq. 2 with its classifier bias b (C,), trained with the weights.
+    "group_softmax_bias": LossEntry(losses.group_softmax_loss, kinds.CLASSIFIER_BIAS),
+    "weights_biased_softmax": LossEntry(losses.weights_biased_softmax_loss,
+                                        kinds.COSINE_CLASSIFIER),
+    "stop_gradient_softmax": LossEntry(losses.stop_gradient_softmax_loss,
+                                       kinds.COSINE_CLASSIFIER),
     # Returns (total, aux); the gate "SGSL joins once softmax < 3" is on the global batch.
-    "softmax_sgsl": LossSpec("softmax_sgsl_loss", coupling="axis_name"),
-    "large_margin_softmax": LossSpec("large_margin_softmax_loss", anneal_lambda=True),
-    "sphereface": LossSpec("sphereface_loss", normalized_classifier=True, anneal_lambda=True),
-    "cosface": LossSpec("cosface_loss", normalized_classifier=True),
-    "arcface": LossSpec("arcface_loss", normalized_classifier=True),
-    "sigsoftmax": LossSpec("sigsoftmax_loss"),
-    "noisy_softmax": LossSpec("noisy_softmax_loss", rng_kw="key"),
-    "virtual_softmax": LossSpec("virtual_softmax_loss"),
-    "proxy_anchor": LossSpec("proxy_anchor_loss", param="single_proxies",
-                             init="proxy_anchor_init", coupling="axis_name"),
-    "proxy_nca": LossSpec("proxy_nca_loss", param="single_proxies", init="proxy_anchor_init"),
-    "mpa": LossSpec("mpa_loss", param="proxies", init="proxy_anchor_init", coupling="axis_name"),
-    "mpa_dw": LossSpec("mpa_dw_loss", param="proxies", init="proxy_anchor_init",
-                       coupling="axis_name"),
-    "mpa_ap": LossSpec("mpa_ap_loss", param="proxies", init="proxy_anchor_init",
-                       coupling="axis_name"),
-    "soft_triple": LossSpec("soft_triple_loss", param="proxies", init="soft_triple_init"),
-    "triplet": LossSpec("triplet_margin_loss", param=None, coupling="gather"),
-    "contrastive": LossSpec("contrastive_loss", param=None, coupling="gather"),
-    "multi_similarity": LossSpec("multi_similarity_loss", param=None, coupling="gather"),
-    "center": LossSpec("center_loss", param="centers"),
-    "ring": LossSpec("ring_loss", param="radius"),
+    "softmax_sgsl": LossEntry(losses.softmax_sgsl_loss, kinds.CLASSIFIER),
+    "large_margin_softmax": LossEntry(losses.large_margin_softmax_loss, kinds.CLASSIFIER),
+    "sphereface": LossEntry(losses.sphereface_loss, kinds.COSINE_CLASSIFIER),
+    "cosface": LossEntry(losses.cosface_loss, kinds.COSINE_CLASSIFIER),
+    "arcface": LossEntry(losses.arcface_loss, kinds.COSINE_CLASSIFIER),
+    "sigsoftmax": LossEntry(losses.sigsoftmax_loss, kinds.CLASSIFIER),
+    "noisy_softmax": LossEntry(losses.noisy_softmax_loss, kinds.CLASSIFIER),
+    "virtual_softmax": LossEntry(losses.virtual_softmax_loss, kinds.CLASSIFIER),
+    "proxy_anchor": LossEntry(losses.proxy_anchor_loss, kinds.SINGLE_PROXIES),
+    "proxy_nca": LossEntry(losses.proxy_nca_loss, kinds.SINGLE_PROXIES),
+    "mpa": LossEntry(losses.mpa_loss, kinds.MULTI_PROXIES),
+    "mpa_dw": LossEntry(losses.mpa_dw_loss, kinds.MULTI_PROXIES),
+    "mpa_ap": LossEntry(losses.mpa_ap_loss, kinds.MULTI_PROXIES),
+    "soft_triple": LossEntry(losses.soft_triple_loss, kinds.MULTI_PROXIES_SOFT_TRIPLE),
+    "triplet": LossEntry(losses.triplet_margin_loss),
+    "contrastive": LossEntry(losses.contrastive_loss),
+    "multi_similarity": LossEntry(losses.multi_similarity_loss),
+    "center": LossEntry(losses.center_loss, kinds.CENTERS),
+    "ring": LossEntry(losses.ring_loss, kinds.RADIUS),
 }
 
 
@@ -112,81 +141,57 @@ class Objective:
   num_classes: int
 
 
-def _lookup(name: str, field: str) -> LossSpec:
+def lookup(name: str, field: str = "config.loss.name") -> LossEntry:
+  """The entry `name` of `LOSSES`; a ValueError naming `field` and the known names otherwise."""
   if name not in LOSSES:
-    raise ValueError(f"{field} must be one of {tuple(sorted(LOSSES))}, got {name!r}")
-  spec = LOSSES[name]
-  if not hasattr(dmlax_losses, spec.fn):
-    raise ValueError(f"{field}={name!r} needs dmlax.losses.{spec.fn}, which this installation "
-                     "of dmlax does not provide")
-  return spec
+    raise ValueError(f"{field} must be one of {known_losses()}, got {name!r}")
+  return LOSSES[name]
 
 
-def _init_param(spec: LossSpec, rng, features, num_classes: int, num_proxies: int):
-  # The containers of dmlax.models hold the reference initialisers; the trainer keeps the raw
-  # array so that the optimiser's groups and the checkpoints see one leaf per loss parameter.
-  from dmlax import models
-  if spec.param == "classifier":
-    module = models.ClassifierWeights(num_classes)
-  elif spec.param in ("proxies", "single_proxies"):
-    kwargs = {}
-    if spec.init is not None:
-      from dmlax.losses import initializers
-      kwargs["init"] = getattr(initializers, spec.init)
-    k = num_proxies if spec.param == "proxies" else 1
-    module = models.Proxies(num_classes, k, **kwargs)
-  elif spec.param == "radius":  # ring loss's learnable R, started at 1
-    return jnp.ones((), jnp.float32)
-  else:  # centres start at the origin, as the center-loss reference code does
-    return jnp.zeros((num_classes, features.shape[-1]), jnp.float32)
-  # `init_with_output`, not `init`: the containers' `init` field (the initialiser) shadows
-  # `nn.Module.init`.
-  value, _ = module.init_with_output(rng, features)
-  return value[:, 0, :] if spec.param == "single_proxies" else value
-
-
-def _check_kwargs(fn, kwargs: dict, field: str) -> None:
+def check_kwargs(entry: LossEntry, kwargs: dict, field: str) -> None:
   """Hyperparameters the loss does not take: an error before anything is traced."""
-  accepted = [p.name for p in inspect.signature(fn).parameters.values()
-              if p.kind == inspect.Parameter.KEYWORD_ONLY]
+  accepted = list(entry.hyperparameters)
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(f"{field} has {unknown}, which dmlax.losses.{fn.__name__} does not take; "
-                     f"it takes {accepted}")
+    raise ValueError(f"{field} has {unknown}, which dmlax.losses.{entry.fn.__name__} does not "
+                     f"take; it takes {accepted}")
 
 
-def _term(spec: LossSpec, kwargs: dict, field: str):
-  """`(features, labels, param, rng, axis_name, step) -> (loss, aux)` for one loss."""
-  fn = getattr(dmlax_losses, spec.fn)
-  kwargs = dict(kwargs)
-  _check_kwargs(fn, kwargs, field)
-  uses_rng = spec.rng_kw == "key" or (spec.rng_kw == "rng" and
-                                      kwargs.get("grouping") == "random")
+class _Term:
+  """One loss of the objective, called per device: `(features, labels, params, ...) -> (loss,
+  aux)` with `params` the arrays of its kind (see the module doc for what is passed)."""
 
-  def call(features, labels, param, rng, axis_name, step):
-    kw = dict(kwargs)
-    if uses_rng:
-      kw[spec.rng_kw] = rng
-    if spec.anneal_lambda and "lam" not in kw:
-      kw["lam"] = dmlax_losses.annealed_lambda(step)
-    if spec.coupling == "axis_name":
-      kw["axis_name"] = axis_name
-    elif spec.coupling == "gather" and axis_name is not None:
-      features = jax.lax.all_gather(features, axis_name, tiled=True)
-      labels = jax.lax.all_gather(labels, axis_name, tiled=True)
-    args = (features, labels) if spec.param is None else (
-        (features @ param, labels) if spec.on_logits else (features, labels, param))
-    if spec.param == "radius":  # ring_loss(features, radius) takes no labels
-      args = (features, param)
+  def __init__(self, entry: LossEntry, kwargs: dict, field: str, prefix: str = ""):
+    check_kwargs(entry, kwargs, field)
+    self.entry, self.kwargs, self.field, self.prefix = entry, dict(kwargs), field, prefix
+
+  def own(self, params: dict) -> dict:
+    return {n: params[self.prefix + n] for n in self.entry.params.names}
+
+  def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict:
+    values = self.entry.params.init(key, dim=dim, num_classes=num_classes,
+                                    num_proxies=num_proxies)
+    return {self.prefix + n: v for n, v in values.items()}
+
+  def __call__(self, features, labels, params, *, rng, axis_name, step):
+    entry, kw = self.entry, dict(self.kwargs)
+    if entry.rng_keyword:
+      kw[entry.rng_keyword] = rng
+    if entry.anneals_lambda and "lam" not in kw:
+      kw["lam"] = losses.annealed_lambda(step)
+    if axis_name is not None:
+      if entry.couples_batch:
+        kw["axis_name"] = axis_name
+      else:
+        features = jax.lax.all_gather(features, axis_name, tiled=True)
+        labels = jax.lax.all_gather(labels, axis_name, tiled=True)
+    first, rest, extra = entry.params.call_args(features, self.own(params))
+    args = (first, labels, *rest) if entry.takes_labels else (first, *rest)
     try:
-      out = fn(*args, **kw)
+      out = entry.fn(*args, **extra, **kw)
     except TypeError as e:
-      raise ValueError(f"{field} do not fit dmlax.losses.{spec.fn}: {e}") from e
-    if isinstance(out, tuple):
-      return out
-    return out, {}
-
-  return call
+      raise ValueError(f"{self.field} do not fit dmlax.losses.{entry.fn.__name__}: {e}") from e
+    return out if isinstance(out, tuple) else (out, {})
 
 
 def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
@@ -195,7 +200,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
 
   Raises:
     ValueError: an unknown `config.loss.name` or `config.loss.aux_name` (listing the known
-      names), a loss this installation lacks, or hyperparameters the loss does not take.
+      names), or hyperparameters the loss does not take.
 
   Example:
     >>> objective = build_objective(config, num_classes=100, steps_per_epoch=50)
@@ -203,81 +208,87 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
     >>> loss, aux = objective.apply(features, labels, params, step=0, rng=key, axis_name=None)
   """
   cfg = config.loss
-  main = _lookup(cfg.name, "config.loss.name")
+  main_entry = lookup(cfg.name, "config.loss.name")
   main_kwargs = cfg.kwargs.to_dict()
-  main_call = _term(main, main_kwargs, "config.loss.kwargs")
-  aux_spec = aux_call = None
+  main = _Term(main_entry, main_kwargs, "config.loss.kwargs")
+  aux = None
   if cfg.aux_name:
-    aux_spec = _lookup(cfg.aux_name, "config.loss.aux_name")
-    aux_call = _term(aux_spec, cfg.aux_kwargs.to_dict(), "config.loss.aux_kwargs")
-  if main.param in ("proxies",) and cfg.num_proxies < 1:
+    aux = _Term(lookup(cfg.aux_name, "config.loss.aux_name"), cfg.aux_kwargs.to_dict(),
+                "config.loss.aux_kwargs", prefix="aux_")
+  if isinstance(main_entry.params, kinds.Proxies) and main_entry.params.multi and (
+      cfg.num_proxies < 1):
     raise ValueError(f"config.loss.num_proxies must be >= 1, got {cfg.num_proxies}")
   softmax_steps = int(round(cfg.softmax_epochs * steps_per_epoch))
-  if softmax_steps > 0 and main.param != "classifier":
+  if softmax_steps > 0 and not isinstance(main_entry.params, kinds.Classifier):
     raise ValueError("config.loss.softmax_epochs (softmax first, then the configured loss) needs "
-                     f"a classifier loss; config.loss.name={cfg.name!r} owns {main.param}")
-  softmax_call = _term(LOSSES["softmax"], {}, "config.loss.kwargs")
+                     f"a classifier loss; config.loss.name={cfg.name!r} owns "
+                     f"{main_entry.params.names or 'no parameters'}")
+  softmax = _Term(LOSSES["softmax"], {}, "config.loss.kwargs")
+  adv_rate = float(cfg.get("adversarial_dropout", 0.0) or 0.0)
+  if not 0.0 <= adv_rate < 1.0:
+    raise ValueError(f"config.loss.adversarial_dropout must be in [0, 1), got {adv_rate}")
 
   def init(rng, features):
     k_main, k_aux = jax.random.split(rng)
-    params = {}
-    if main.param is not None:
-      params[main.param] = _init_param(main, k_main, features, num_classes, cfg.num_proxies)
-    if aux_spec is not None and aux_spec.param is not None:
-      params["aux_" + aux_spec.param] = _init_param(aux_spec, k_aux, features, num_classes,
-                                                    cfg.num_proxies)
+    shape = dict(dim=int(features.shape[-1]), num_classes=num_classes,
+                 num_proxies=int(cfg.num_proxies))
+    params = main.init(k_main, **shape)
+    if aux is not None:
+      params.update(aux.init(k_aux, **shape))
     return params
 
   def apply(features, labels, params, *, step, rng, axis_name=None):
-    param = params.get(main.param) if main.param else None
+    call = functools.partial(main, rng=rng, axis_name=axis_name, step=step)
+    clean = features
+    if adv_rate > 0:
+      features = adversarial_features(call, features, labels, params, rate=adv_rate)
     if softmax_steps > 0:
-      # W-Softmax recipe (docs/spec.md section 2): softmax CE first, the configured loss afterwards.
-      # Both branches return the same aux keys so that lax.cond can join them.
+      # W-Softmax recipe: softmax CE first, the configured loss afterwards. Both branches
+      # return the same aux keys so that lax.cond can join them.
       def first(_):
-        loss, _ = softmax_call(features, labels, param, rng, axis_name, step)
+        loss, _ = softmax(features, labels, params, rng=rng, axis_name=axis_name, step=step)
         return loss, {"softmax_phase": jnp.ones((), loss.dtype)}
 
       def second(_):
-        loss, _ = main_call(features, labels, param, rng, axis_name, step)
+        loss, _ = call(features, labels, params)
         return loss, {"softmax_phase": jnp.zeros((), loss.dtype)}
 
-      loss, aux = jax.lax.cond(step < softmax_steps, first, second, None)
+      loss, logs = jax.lax.cond(step < softmax_steps, first, second, None)
     else:
-      loss, aux = main_call(features, labels, param, rng, axis_name, step)
-    aux = {f"{cfg.name}/{k}": jnp.asarray(v, jnp.float32) for k, v in aux.items()}
-    if aux_call is not None:
-      aux_param = params.get("aux_" + aux_spec.param) if aux_spec.param else None
-      extra, extra_aux = aux_call(features, labels, aux_param, jax.random.fold_in(rng, 1),
-                                  axis_name, step)
-      aux[f"{cfg.name}/main"] = loss
-      aux[f"{cfg.aux_name}/loss"] = extra
-      aux.update({f"{cfg.aux_name}/{k}": jnp.asarray(v, jnp.float32)
-                  for k, v in extra_aux.items()})
+      loss, logs = call(features, labels, params)
+    logs = {f"{cfg.name}/{k}": jnp.asarray(v, jnp.float32) for k, v in logs.items()}
+    if aux is not None:
+      extra, extra_logs = aux(clean, labels, params, rng=jax.random.fold_in(rng, 1),
+                              axis_name=axis_name, step=step)
+      logs[f"{cfg.name}/main"] = loss
+      logs[f"{cfg.aux_name}/loss"] = extra
+      logs.update({f"{cfg.aux_name}/{k}": jnp.asarray(v, jnp.float32)
+                   for k, v in extra_logs.items()})
       loss = loss + cfg.aux_weight * extra
-    return loss, aux
+    return loss, logs
 
   logits = None
-  if main.param == "classifier":
+  if main_entry.params.has_logits:
     def logits(features, params):
-      w = params["classifier"]
-      if main.normalized_classifier:
-        w = normalization.l2_normalize(w, axis=0)
-      return features @ w
-  elif main.param in ("proxies", "single_proxies"):
-    def logits(features, params):
-      p = params[main.param]
-      if p.ndim == 2:
-        p = p[:, None, :]
-      return dmlax_losses.multi_proxy_similarity(features, p,
-                                                 gamma=main_kwargs.get("gamma", 0.1))
+      return main_entry.params.logits(features, main.own(params), main_kwargs)
   return Objective(init=init, apply=apply, logits=logits, num_classes=num_classes)
 
 
-def is_batch_coupled(name: str) -> bool:
-  """Whether the loss `name` needs the global batch (it gets `axis_name` or an all_gather)."""
-  return LOSSES[name].coupling is not None
+def adversarial_features(loss_fn, features, labels, params, *, rate: float):
+  """`features * m` with m the adversarial DropOut mask of `loss_fn` (Park et al., AAAI 2018).
+
+  The gradient g of `loss_fn(features, labels, params)[0]` with respect to the features (the
+  parameters held fixed) gives `dmlax.models.adversarial_dropout_mask`, which drops the
+  ceil(rate D) components of each feature vector whose removal raises the loss most to first
+  order (GSL, WACV 2021, section 3.2: p = 0.005). The loss is then trained on the masked
+  features. Under pmap/shard_map every device holds the same global loss, so g is the
+  single-device gradient times the number of devices, and the mask (a top-k of g * h) is the same.
+  """
+  from dmlax import models  # pylint: disable=g-import-not-at-top
+  fixed = jax.lax.stop_gradient(params)
+  grads = jax.grad(lambda f: loss_fn(f, labels, fixed)[0])(jax.lax.stop_gradient(features))
+  return features * models.adversarial_dropout_mask(features, grads, rate=rate)
 
 
 def known_losses() -> tuple[str, ...]:
   return tuple(sorted(LOSSES))
-

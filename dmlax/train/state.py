@@ -6,7 +6,6 @@ from typing import Any
 
 import flax
 from flax.training import train_state
-import jax
 import numpy as np
 
 
@@ -55,7 +54,3 @@ class TrainState(train_state.TrainState):
         opt_state=flax.serialization.from_state_dict(self.opt_state, restored["opt_state"]),
     )
 
-
-def num_params(tree) -> int:
-  """Number of scalars in a pytree of arrays."""
-  return sum(int(x.size) for x in jax.tree.leaves(tree))

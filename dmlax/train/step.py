@@ -113,7 +113,8 @@ class SingleDeviceDriver:
   name = "single"
 
   def __init__(self, make_model: Callable[[str | None], nn.Module], objective: Objective, *,
-               rng: jax.Array, frozen_bn: bool = False):
+               rng: jax.Array, frozen_bn: bool = False, mesh: Mesh | None = None):
+    del mesh
     self.num_devices = 1
     step = functools.partial(train_step, model=make_model(None), objective=objective, rng=rng,
                              axis_name=None, frozen_bn=frozen_bn)
@@ -140,7 +141,9 @@ class PmapDriver:
   """
   name = "pmap"
 
-  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False):
+  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False,
+               mesh: Mesh | None = None):
+    del mesh
     self.devices = jax.local_devices()
     self.num_devices = len(self.devices)
     step = functools.partial(train_step, model=make_model(AXIS), objective=objective, rng=rng,
@@ -173,8 +176,9 @@ class ShardMapDriver:
   """
   name = "shard_map"
 
-  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False):
-    self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
+  def __init__(self, make_model, objective: Objective, *, rng: jax.Array, frozen_bn: bool = False,
+               mesh: Mesh | None = None):
+    self.mesh = mesh if mesh is not None else Mesh(np.asarray(jax.devices()), (AXIS,))
     self.num_devices = self.mesh.size
     self._replicated = NamedSharding(self.mesh, P())
     self._sharded = NamedSharding(self.mesh, P(AXIS))
@@ -199,12 +203,13 @@ class ShardMapDriver:
 
 
 def make_driver(name: str, make_model, objective: Objective, *, rng: jax.Array,
-                frozen_bn: bool = False) -> Any:
+                frozen_bn: bool = False, mesh: Mesh | None = None) -> Any:
   """The driver `name` ("pmap", "shard_map" or "single"; `config.parallel`).
 
-  `make_model(bn_axis_name)` builds the model for the driver's axis name.
+  `make_model(bn_axis_name)` builds the model for the driver's axis name; `mesh` (default: all
+  devices along "batch") is the shard_map driver's.
   """
   drivers = {"pmap": PmapDriver, "shard_map": ShardMapDriver, "single": SingleDeviceDriver}
   if name not in drivers:
     raise ValueError(f"config.parallel must be one of {DRIVERS}, got {name!r}")
-  return drivers[name](make_model, objective, rng=rng, frozen_bn=frozen_bn)
+  return drivers[name](make_model, objective, rng=rng, frozen_bn=frozen_bn, mesh=mesh)

@@ -117,3 +117,44 @@ def test_unknown_names_and_hyperparameters():
     _objective(name="mpa", kwargs={"margn": 0.1})
   with pytest.raises(ValueError, match=r"config\.loss\.softmax_epochs .* needs a classifier"):
     _objective(name="mpa", softmax_epochs=1.0)
+
+
+def test_group_softmax_bias_is_trained_and_passed():
+  x, y = _data()
+  obj = _objective(name="group_softmax_bias", kwargs={"groups": (1, 2)})
+  params = obj.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  assert set(params) == {"classifier", "bias"} and params["bias"].shape == (3,)
+  np.testing.assert_array_equal(params["bias"], np.zeros(3))
+  bias = jnp.asarray([2.0, -1.0, 0.5])
+  loss, _ = obj.apply(jnp.asarray(x), jnp.asarray(y), {**params, "bias": bias}, step=0,
+                      rng=jax.random.PRNGKey(0))
+  from dmlax import losses  # pylint: disable=g-import-not-at-top
+  expected = losses.group_softmax_loss(jnp.asarray(x), jnp.asarray(y), params["classifier"], bias,
+                                       groups=(1, 2))
+  np.testing.assert_allclose(float(loss), float(expected), rtol=1e-6)
+  grads = jax.grad(lambda p: obj.apply(jnp.asarray(x), jnp.asarray(y), p, step=0,
+                                       rng=jax.random.PRNGKey(0))[0])(params)
+  assert float(jnp.abs(grads["bias"]).max()) > 0
+  logits = obj.logits(jnp.asarray(x), {**params, "bias": bias})
+  np.testing.assert_allclose(logits, x @ np.asarray(params["classifier"]) + np.asarray(bias),
+                             rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [0.005, 0.1, 0.3])
+def test_adversarial_dropout_flips_ceil_pd_and_does_not_lower_the_loss(rate):
+  x, y = _data(batch=8, dim=40, num_classes=3, seed=2)
+  x = np.abs(x) + 0.1  # no zero component, so every dropped one is visible
+  obj = _objective(name="group_softmax", kwargs={"groups": (1, 2)}, adversarial_dropout=rate)
+  plain = _objective(name="group_softmax", kwargs={"groups": (1, 2)})
+  params = plain.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  clean_loss = lambda f: plain.apply(f, jnp.asarray(y), params, step=0,
+                                     rng=jax.random.PRNGKey(0))
+  masked = objectives.adversarial_features(lambda f, l, p: clean_loss(f), jnp.asarray(x),
+                                           jnp.asarray(y), params, rate=rate)
+  dropped = np.sum(np.asarray(masked) == 0, axis=1)
+  np.testing.assert_array_equal(dropped, np.full(8, int(np.ceil(rate * 40 - 1e-9))))
+  loss, _ = obj.apply(jnp.asarray(x), jnp.asarray(y), params, step=0, rng=jax.random.PRNGKey(0))
+  np.testing.assert_allclose(float(loss), float(clean_loss(masked)[0]), rtol=1e-6)
+  assert float(loss) >= float(clean_loss(jnp.asarray(x))[0])
+  with pytest.raises(ValueError, match=r"config\.loss\.adversarial_dropout must be in \[0, 1\)"):
+    _objective(name="group_softmax", adversarial_dropout=1.0)
