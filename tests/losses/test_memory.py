@@ -17,7 +17,7 @@ def test_ring_buffer_references_and_loss():
   mem_e, mem_y = np.zeros((size, dim), np.float32), np.zeros(size, np.int32)
   pointer = filled = 0
   update = jax.jit(losses.xbm_update)
-  for step in range(4):  # fills after 3 batches and wraps mid-batch
+  for _ in range(4):  # fills after 3 batches and wraps mid-batch
     x = rng.normal(size=(b, dim)).astype(np.float32)
     y = rng.integers(0, 3, size=b).astype(np.int32)
     state = update(state, x, y)

@@ -8,7 +8,6 @@ import functools
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
