@@ -21,8 +21,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.checks import check_in, check_labels
-from dmlax.metrics.neighbours import (METRICS, block_sizes, blocked_topk, check_embeddings,
-                                      exact_topk, prepare)
+from dmlax.metrics.neighbours import exact_topk, prepare_references
+from dmlax.metrics.tiles import (METRICS, Beat, block_sizes, blocked_topk, check_embeddings,
+                                 prepare)
 
 # Entries (queries x class width x feature dim) of one gather of the best-positive pre-pass.
 _GATHER_ENTRIES = 1 << 24
@@ -120,8 +121,8 @@ def _rank_of_best_positive(q, r, query_ids, q_labels, ref_labels, class_size, *,
       metric=metric, exclude_self=self_mode)
   bq, br = block_sizes(len(query_ids), r.shape[0], 1, None)
   _, _, before = blocked_topk(
-      q, r, jnp.asarray(query_ids), (best, best_index, jnp.asarray(q_labels),
-                                     jnp.asarray(ref_labels)),
+      q, r, jnp.asarray(query_ids), Beat(best, best_index, jnp.asarray(q_labels),
+                                         jnp.asarray(ref_labels)),
       k=0, metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
   return np.asarray(before)
 
@@ -211,13 +212,14 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
     return {**{name: float("nan") for name in names}, **result}
 
   depth = int(max(ks[-1], relevant[kept].max()))
-  r = prepare(embeddings, metric)
-  q = prepare(embeddings if self_mode else query_embeddings, metric, jnp.asarray(kept))
+  r, rep = prepare_references(embeddings, metric)
+  q = r[jnp.asarray(kept)] if self_mode else prepare(query_embeddings, metric, jnp.asarray(kept))
   q_labels = query_dense[kept]
 
   ref_labels = jnp.asarray(ref_dense)
   _, indices, ranked = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
-                                  exclude_self=self_mode, screen=screen, return_ranked=True)
+                                  exclude_self=self_mode, screen=screen, return_ranked=True,
+                                  rep=rep)
   # Queries with no positive among their K neighbours: the rank of their first positive comes
   # from a second pass over just them, counting the other-label references ranked before their
   # best positive (found by a gather of their own class).

@@ -1,4 +1,4 @@
-"""The bfloat16 screen of the neighbour search (`neighbours.screened_topk`): its error bound,
+"""The bfloat16 screen of the neighbour search (`screen.screened_topk`): its error bound,
 its certificate, and that knn / retrieval_metrics give the same result with and without it."""
 
 import chex
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dmlax import metrics
-from dmlax.metrics import neighbours
+from dmlax.metrics import neighbours, screen
 from tests.metrics.test_neighbours import np_knn
 from tests.metrics.test_retrieval import assert_metrics_close, np_reference
 
@@ -38,8 +38,8 @@ def test_bound_covers_every_pair():
   q16, r16 = (jnp.asarray(a).astype(jnp.bfloat16) for a in (q, r))
   s16 = np.asarray(jnp.einsum("qd,rd->qr", q16, r16, preferred_element_type=jnp.float32))
   exact = q.astype(np.float64) @ r.astype(np.float64).T
-  stats = neighbours._reference_stats(jnp.asarray(r), r16)
-  delta = np.asarray(neighbours._screen_delta(jnp.asarray(q), q16, stats))
+  stats = screen._reference_stats(jnp.asarray(r), r16)
+  delta = np.asarray(screen._screen_delta(jnp.asarray(q), q16, stats))
   err = np.abs(s16 - exact)
   assert np.all(err <= delta[:, None]), float(np.max(err - delta[:, None]))
   # ... and it is not loose where the error is largest.
@@ -67,7 +67,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   x /= np.linalg.norm(x, axis=1, keepdims=True)
   xj = jnp.asarray(x)
   ids = jnp.arange(500, dtype=jnp.int32)
-  _, _, complete, _ = neighbours.screened_topk(xj, xj, ids, k=5, exclude_self=True)
+  _, _, complete, _ = screen.screened_topk(xj, xj, ids, k=5, exclude_self=True)
   assert np.mean(np.asarray(complete)) > 0.9
   # Every item within 1e-4 of one point: all similarities are within the bfloat16 error of
   # each other, so no row can be certified and every one is searched again in float32.
@@ -75,7 +75,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   near = (x[0] + 1e-4 * rng.normal(size=(300, 16))).astype(np.float32)
   near /= np.linalg.norm(near, axis=1, keepdims=True)
   nj = jnp.asarray(near)
-  _, _, complete, _ = neighbours.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
+  _, _, complete, _ = screen.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
   assert not np.any(np.asarray(complete))
   got_idx, got_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=True)
   plain_idx, plain_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=False)
