@@ -6,8 +6,8 @@ query, its K nearest references, K = max(max(ks), largest R), R being the number
 same-label references of the query (itself excluded): enough for Recall/Precision/nDCG/MAP at
 every k and for MAP@R and R-precision. The reciprocal rank is exact at any depth: for the
 queries with no positive among their K neighbours (every positive ranks past K), a second pass
-over just those queries counts the other-label references ranked before their best positive,
-itself found by a gather of each such query's own class (O(class size * D) per query).
+over just those queries finds their best positive and counts the other-label references ranked
+before it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ from dmlax.metrics.neighbours import exact_topk, prepare_references
 from dmlax.metrics.tiles import (METRICS, Beat, block_sizes, blocked_topk, check_embeddings,
                                  prepare)
 
-# Entries (queries x class width x feature dim) of one gather of the best-positive pre-pass.
-_GATHER_ENTRIES = 1 << 24
-
-
 def _check_ks(ks) -> tuple[int, ...]:
   if isinstance(ks, (int, np.integer)):
     ks = (ks,)
@@ -36,45 +32,6 @@ def _check_ks(ks) -> tuple[int, ...]:
   if not ks or any(not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
     raise ValueError(f"ks must be a non-empty sequence of positive integers, got {ks!r}")
   return tuple(sorted(set(int(k) for k in ks)))
-
-
-@functools.partial(jax.jit, static_argnames=("width", "block", "metric", "exclude_self"))
-def _best_positive(q, r, order, starts, counts, query_ids, *, width, block, metric,
-                   exclude_self):
-  """Per query: the largest similarity to a same-label reference and that reference's index.
-
-  The references of each label are contiguous in `order` from `starts`, `counts` of them; ties
-  go to the lower reference index, as in the ranking.
-  """
-  nq, d = q.shape
-  nb = -(-nq // block)
-  pad = nb * block - nq
-
-  def blocks(a, value=0):
-    return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1),
-                   constant_values=value).reshape((nb, block) + a.shape[1:])
-
-  offsets = jnp.arange(width)
-  big = jnp.iinfo(jnp.int32).max
-
-  def one_block(args):
-    qb, st, cnt, ids = args
-    ref_ids = order[jnp.minimum(st[:, None] + offsets[None, :], order.shape[0] - 1)]
-    valid = offsets[None, :] < cnt[:, None]
-    if exclude_self:
-      valid = valid & (ref_ids != ids[:, None])
-    rows = r[ref_ids]
-    sims = jnp.einsum("bd,bwd->bw", qb, rows, precision=jax.lax.Precision.HIGHEST)
-    if metric == "euclidean":
-      sims = 2.0 * sims - jnp.sum(rows * rows, axis=2)
-    sims = jnp.where(valid, sims, -jnp.inf)
-    best = jnp.max(sims, axis=1)
-    index = jnp.min(jnp.where(valid & (sims == best[:, None]), ref_ids, big), axis=1)
-    return best, index
-
-  best, index = jax.lax.map(
-      one_block, (blocks(q), blocks(starts), blocks(counts), blocks(query_ids, -1)))
-  return best.reshape(-1)[:nq], index.reshape(-1)[:nq]
 
 
 @functools.partial(jax.jit, static_argnames=("ks",))
@@ -107,23 +64,21 @@ def _scores(indices, before, ref_labels, query_labels, num_relevant, *, ks):
   return out
 
 
-def _rank_of_best_positive(q, r, query_ids, q_labels, ref_labels, class_size, *, metric,
+def _rank_of_best_positive(q, r, query_ids, q_labels, ref_labels, *, metric,
                            self_mode) -> np.ndarray:
-  """Number of other-label references ranked before each query's best positive."""
-  order = np.argsort(ref_labels, kind="stable").astype(np.int32)
-  starts = np.searchsorted(ref_labels[order], q_labels).astype(np.int32)
-  counts = class_size[q_labels].astype(np.int32)
-  width = int(counts.max())
-  gather_block = int(max(1, min(1024, _GATHER_ENTRIES // (width * q.shape[1]))))
-  best, best_index = _best_positive(
-      q, r, jnp.asarray(order), jnp.asarray(starts), jnp.asarray(counts),
-      jnp.asarray(query_ids), width=width, block=min(gather_block, len(query_ids)),
-      metric=metric, exclude_self=self_mode)
+  """Number of other-label references ranked before each query's best positive.
+
+  Two float32 passes with the same tiles: the best positive (largest similarity among the
+  query's label, lower index on ties), then the count against it. Both compare values of the
+  same tile products, so an exact tie (a copy of the positive under another label) is decided
+  by index and not by the rounding of two different computations.
+  """
+  ids, q_lab, r_lab = (jnp.asarray(a) for a in (query_ids, q_labels, ref_labels))
   bq, br = block_sizes(len(query_ids), r.shape[0], 1, None)
-  _, _, before = blocked_topk(
-      q, r, jnp.asarray(query_ids), Beat(best, best_index, jnp.asarray(q_labels),
-                                         jnp.asarray(ref_labels)),
-      k=0, metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
+  best, best_index, _ = blocked_topk(q, r, ids, None, (q_lab, r_lab), k=1, metric=metric,
+                                     exclude_self=self_mode, block_size=bq, ref_block=br)
+  _, _, before = blocked_topk(q, r, ids, Beat(best[:, 0], best_index[:, 0], q_lab, r_lab), k=0,
+                              metric=metric, exclude_self=self_mode, block_size=bq, ref_block=br)
   return np.asarray(before)
 
 
@@ -222,7 +177,7 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
                                   rep=rep)
   # Queries with no positive among their K neighbours: the rank of their first positive comes
   # from a second pass over just them, counting the other-label references ranked before their
-  # best positive (found by a gather of their own class).
+  # best positive.
   missed = np.nonzero(~np.any(ref_dense[np.asarray(indices)] == q_labels[:, None], axis=1))[0]
   before = np.zeros(kept.size, np.int32)
   if missed.size and ranked is not None:
@@ -236,8 +191,8 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
     missed = missed[~known]
   if missed.size:
     before[missed] = _rank_of_best_positive(
-        q[jnp.asarray(missed)], r, kept[missed], q_labels[missed], ref_dense, class_size,
-        metric=metric, self_mode=self_mode)
+        q[jnp.asarray(missed)], r, kept[missed], q_labels[missed], ref_dense, metric=metric,
+        self_mode=self_mode)
   scores = _scores(indices, jnp.asarray(before), ref_labels, jnp.asarray(q_labels),
                    jnp.asarray(relevant[kept]), ks=ks)
   return {**{name: float(scores[name]) for name in names}, **result}

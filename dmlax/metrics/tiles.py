@@ -144,15 +144,17 @@ def similarity(q, r, r_sq, metric):
 
 @functools.partial(
     jax.jit, static_argnames=("k", "metric", "exclude_self", "block_size", "ref_block", "chunk"))
-def blocked_topk(q, r, query_ids, beat: Beat | None = None, *, k, metric, exclude_self,
-                 block_size, ref_block, chunk=_CHUNK):
+def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, k, metric,
+                 exclude_self, block_size, ref_block, chunk=_CHUNK):
   """Top-k similarities and indices of every row of q against r, shapes (Nq, k).
 
   `query_ids` (Nq,) are the reference indices of the queries, excluded when `exclude_self`.
   `beat`, optional (`Beat`), also counts per query the references of another label that rank
   before its threshold (similarity above it, or equal with a lower index): the rank of a
-  query's best positive found in the same pass, whatever its depth (with k=0, only that). `chunk` sets the two-stage top-k (1: a plain
-  `lax.top_k` per tile). Returns `(values, indices, counts or None)`.
+  query's best positive found in the same pass, whatever its depth (with k=0, only that).
+  `same_label`, optional `(query_labels, reference_labels)`, restricts the neighbours to the
+  references of the query's label (a plain `lax.top_k` per tile). `chunk` sets the two-stage
+  top-k (1: a plain `lax.top_k` per tile). Returns `(values, indices, counts or None)`.
   """
   nq, d = q.shape
   nr = r.shape[0]
@@ -164,13 +166,18 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, *, k, metric, exclud
   ids = ids.reshape(nqb, block_size)
   rp = jnp.pad(r, ((0, nrb * ref_block - nr), (0, 0))).reshape(nrb, ref_block, d)
   r_sq = jnp.sum(rp * rp, axis=2) if metric == "euclidean" else jnp.zeros((nrb, ref_block))
+  thr, thr_idx = (beat.threshold, beat.threshold_index) if beat is not None else (
+      jnp.zeros(nq), jnp.zeros(nq, jnp.int32))
   if beat is not None:
-    thr, thr_idx, q_lab, r_lab = beat
-    beat_q = tuple(jnp.pad(a, (0, pad_q)).reshape(nqb, block_size) for a in (thr, thr_idx, q_lab))
-    r_lab = jnp.pad(r_lab, (0, nrb * ref_block - nr)).reshape(nrb, ref_block)
+    q_lab, r_lab = beat.query_labels, beat.reference_labels
+  elif same_label is not None:
+    q_lab, r_lab = same_label
   else:
-    beat_q = tuple(jnp.zeros((nqb, 0)) for _ in range(3))
-    r_lab = jnp.zeros((nrb, 0))
+    q_lab, r_lab = jnp.zeros(nq, jnp.int32), jnp.zeros(nr, jnp.int32)
+  if same_label is not None:
+    chunk = 1
+  per_query = tuple(jnp.pad(a, (0, pad_q)).reshape(nqb, block_size) for a in (thr, thr_idx, q_lab))
+  r_lab = jnp.pad(r_lab, (0, nrb * ref_block - nr)).reshape(nrb, ref_block)
 
   def one_query_block(args):
     qb, row_ids, (thr_b, thr_idx_b, q_lab_b) = args
@@ -185,6 +192,8 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, *, k, metric, exclud
         bad = cols + r0 >= nr
         if exclude_self:
           bad = bad | (cols + r0 == row_ids[:, None])
+        if same_label is not None:
+          bad = bad | (jnp.take(r_lab_b, cols) != q_lab_b[:, None])
         return bad
 
       if beat is not None:
@@ -209,7 +218,7 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, *, k, metric, exclud
         one_ref_block, init, (rp, r_sq, r_lab, jnp.arange(nrb, dtype=jnp.int32) * ref_block))
     return v, i, count
 
-  v, i, count = jax.lax.map(one_query_block, (qp, ids, beat_q))
+  v, i, count = jax.lax.map(one_query_block, (qp, ids, per_query))
   count = count.reshape(-1)[:nq] if beat is not None else None
   v, i = v.reshape(nqb * block_size, k), i.reshape(nqb * block_size, k)
   return v[:nq], i[:nq], count

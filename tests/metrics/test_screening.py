@@ -130,3 +130,39 @@ def test_deep_reciprocal_ranks_from_the_ranked_candidates(monkeypatch):
   assert missed > 20
   assert sum(second_pass) < missed  # some ranks came from the candidates ...
   assert sum(second_pass) > 0       # ... and not all could
+
+
+def with_copies(seed, n=600, d=32, num_classes=40, copies=150):
+  """Clustered items, `copies` of them overwritten by exact copies of others under random
+  labels (exact duplicates with different labels)."""
+  rng = np.random.default_rng(seed)
+  x, y = clustered(seed, n, d, num_classes, 0.7)
+  src = rng.integers(0, n, size=copies)
+  dst = rng.choice(n, size=copies, replace=False)
+  x[dst] = x[src]
+  y[dst] = rng.integers(0, num_classes, size=copies)
+  return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_exact_copies_with_different_labels_screened_equals_float32_pass(seed):
+  # Copies tie exactly and rank by index with and without the screen; every metric is the
+  # same bit for bit, and equal to the float64 reference (a stable sort).
+  x, y = with_copies(seed)
+  got_idx, got_sims = metrics.knn(x, x, k=8, exclude_self=True, screen=True)
+  plain_idx, plain_sims = metrics.knn(x, x, k=8, exclude_self=True, screen=False)
+  want_idx, _ = np_knn(x, x, 8, "cosine", True)
+  np.testing.assert_array_equal(np.asarray(plain_idx), want_idx)
+  np.testing.assert_array_equal(np.asarray(got_idx), want_idx)
+  chex.assert_trees_all_close(got_sims, plain_sims, atol=2e-6)
+  screened = metrics.retrieval_metrics(x, y, ks=(1, 4), screen=True)
+  plain = metrics.retrieval_metrics(x, y, ks=(1, 4), screen=False)
+  assert screened == plain, {k: (screened[k], plain[k]) for k in plain if screened[k] != plain[k]}
+  assert_metrics_close(plain, np_reference(x, y, (1, 4), metric="cosine"), atol=1e-6)
+
+
+def test_copies_found_exactly():
+  x = np.array([[1.0, 2.0], [0.5, 0.5], [1.0, 2.0], [-0.0, 1.0], [0.0, 1.0], [1.0, 2.0]],
+               np.float32)
+  np.testing.assert_array_equal(screen.duplicate_representatives(x), [0, 1, 0, 3, 3, 0])
+  assert screen.duplicate_representatives(x[:2]) is None
