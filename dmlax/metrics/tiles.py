@@ -176,7 +176,10 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
     q_lab, r_lab = jnp.zeros(nq, jnp.int32), jnp.zeros(nr, jnp.int32)
   if same_label is not None:
     chunk = 1
-  per_query = tuple(jnp.pad(a, (0, pad_q)).reshape(nqb, block_size) for a in (thr, thr_idx, q_lab))
+  per_query = tuple(
+      jnp.pad(a, [(0, pad_q)] + [(0, 0)] * (a.ndim - 1)).reshape((nqb, block_size) + a.shape[1:])
+      for a in (thr, thr_idx, q_lab))
+  width = thr.shape[1] if thr.ndim == 2 else None
   r_lab = jnp.pad(r_lab, (0, nrb * ref_block - nr)).reshape(nrb, ref_block)
 
   def one_query_block(args):
@@ -197,11 +200,15 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
         return bad
 
       if beat is not None:
+        # (rows, W, cols): each threshold against every column of the tile.
+        t = thr_b[:, :, None] if width else thr_b[:, None, None]
+        t_idx = thr_idx_b[:, :, None] if width else thr_idx_b[:, None, None]
+        s3 = sims[:, None, :]
+        before = (s3 > t) | ((s3 == t) & (col_ids[None, None, :] < t_idx))
         # Other-label references only: the query itself shares its label.
-        before = (sims > thr_b[:, None]) | (
-            (sims == thr_b[:, None]) & (col_ids[None, :] < thr_idx_b[:, None]))
-        before = before & (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < nr)[None, :]
-        count = count + jnp.sum(before, axis=1, dtype=jnp.int32)
+        other = (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < nr)[None, :]
+        counted = jnp.sum(before & other[:, None, :], axis=2, dtype=jnp.int32)
+        count = count + (counted if width else counted[:, 0])
       if k == 0:
         return (best_v, best_i, count), None
       v, i = _tile_topk(sims, k, chunk, invalid, nr - r0)
@@ -213,12 +220,12 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
 
     init = (jnp.full((block_size, k), -jnp.inf, jnp.float32),
             jnp.full((block_size, k), nr, jnp.int32),
-            jnp.zeros((block_size,), jnp.int32))
+            jnp.zeros((block_size, width) if width else (block_size,), jnp.int32))
     (v, i, count), _ = jax.lax.scan(
         one_ref_block, init, (rp, r_sq, r_lab, jnp.arange(nrb, dtype=jnp.int32) * ref_block))
     return v, i, count
 
   v, i, count = jax.lax.map(one_query_block, (qp, ids, per_query))
-  count = count.reshape(-1)[:nq] if beat is not None else None
+  count = count.reshape((nqb * block_size,) + count.shape[2:])[:nq] if beat is not None else None
   v, i = v.reshape(nqb * block_size, k), i.reshape(nqb * block_size, k)
   return v[:nq], i[:nq], count

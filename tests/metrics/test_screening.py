@@ -111,13 +111,13 @@ def test_deep_reciprocal_ranks_from_the_ranked_candidates(monkeypatch):
   from dmlax.metrics import retrieval
   x, y = clustered(10, 800, 24, 160, 2.0)
   second_pass = []
-  original = retrieval._rank_of_best_positive
+  original = retrieval._positive_counts
 
   def counting(q, *args, **kwargs):
     second_pass.append(q.shape[0])
     return original(q, *args, **kwargs)
 
-  monkeypatch.setattr(retrieval, "_rank_of_best_positive", counting)
+  monkeypatch.setattr(retrieval, "_positive_counts", counting)
   got = metrics.retrieval_metrics(x, y, ks=(1, 2), metric="cosine", screen=True)
   want = np_reference(x, y, (1, 2), metric="cosine")
   assert_metrics_close(got, want)
