@@ -99,9 +99,11 @@ def _tile_topk(sims: jax.Array, k: int, chunk: int, invalid,
   `invalid(cols)` is True where a (row, tile column) pair is not a candidate: the query itself
   or a padding column; the first `num_valid` columns are not padding. Masking the whole tile
   would make XLA write it out once more, so the chunk maxima are taken over the raw tile and the
-  masks applied to the gathered candidates only. At most two chunks per row hold an invalid entry that is not in an all-padding chunk
-  (the query's own chunk and the one partly padded chunk), so their raw maxima can push at most
-  two chunks down the ranking: the k + 2 best raw chunks contain the k best valid ones.
+  masks applied to the gathered candidates only. At most two chunks per row hold an invalid
+  entry that is not in an all-padding chunk (the query's own chunk and the one partly padded
+  chunk), so their raw maxima can push at most two chunks down the ranking: the k + 2 best raw
+  chunks contain the k best valid ones. (With a label restriction, any chunk may hold invalid
+  entries: `blocked_topk` then uses a plain top-k.)
   """
   rows, cols = sims.shape
   extra = 2
