@@ -18,6 +18,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.checks import check_in
+from dmlax.metrics.sharded import check_mesh, sharded_search
 from dmlax.metrics.screen import (duplicate_representatives, screen_depth, screened_topk,
                                   screens_by_default)
 from dmlax.metrics.tiles import METRICS, block_sizes, blocked_topk, check_embeddings, prepare
@@ -91,7 +92,8 @@ def _augment_euclidean(q, r):
 
 def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cosine",
         exclude_self: bool = False, block_size: int | None = None,
-        screen: bool | None = None) -> tuple[jax.Array, jax.Array]:
+        screen: bool | None = None, mesh: jax.sharding.Mesh | None = None,
+        axis_name: str | None = None) -> tuple[jax.Array, jax.Array]:
   """Exact k nearest references of every query, in blocks of bounded memory.
 
   Similarity `s(q, r)`: `metric="cosine"` is `q.r / (|q| |r|)`, `"dot"` is `q.r`,
@@ -114,6 +116,9 @@ def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cos
       (`screened_topk`; rows it cannot certify are searched again in float32, so the result
       is the same). None: when there are at least 2**28 similarities, k <= 16 and the
       device multiplies bfloat16 natively (GPU, TPU, CPUs with AVX512-BF16 or AMX).
+    mesh, axis_name: search with the references (and queries) sharded in contiguous blocks
+      over this mesh axis, the top-k lists merged across shards (`dmlax.metrics.sharded`;
+      float32 pass only, no screen). Each device holds one block of references and queries.
 
   Returns:
     `(indices, similarities)`, int32 and float32 arrays of shape (Nq, k).
@@ -142,6 +147,19 @@ def knn(queries: ArrayLike, references: ArrayLike, *, k: int, metric: str = "cos
         f"{' other than the query itself' if exclude_self else ''}), got {k!r}")
   if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
     raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+  if mesh is not None:
+    check_mesh(mesh, axis_name)
+    if screen:
+      raise ValueError("screen=True is not available with a mesh (the sharded search runs the "
+                       "float32 pass)")
+    values, indices = sharded_search(
+        queries, np.arange(nq), np.zeros(nq), references, np.zeros(nr), k=int(k), metric=metric,
+        exclude_self=bool(exclude_self), mesh=mesh, axis_name=axis_name)
+    values = jnp.asarray(values)
+    if metric == "euclidean":
+      values = values - jnp.sum(jnp.square(jnp.asarray(queries, jnp.float32)), axis=1,
+                                keepdims=True)
+    return jnp.asarray(indices), values
   r, rep = prepare_references(references, metric)
   q = r if (exclude_self and references is queries) else prepare(queries, metric)
   values, indices = exact_topk(

@@ -23,6 +23,7 @@ from jax.typing import ArrayLike
 
 from dmlax.checks import check_floating, check_in, check_labels
 from dmlax.metrics.neighbours import exact_topk, prepare_references
+from dmlax.metrics.sharded import check_mesh, sharded_search
 from dmlax.metrics.tiles import (METRICS, Beat, block_sizes, blocked_topk, check_embeddings,
                                  prepare)
 
@@ -146,7 +147,9 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
                       query_mask: ArrayLike | None = None,
                       k: int | None = None,
                       average: str = "queries",
-                      full_map: bool = False) -> dict[str, float]:
+                      full_map: bool = False,
+                      mesh: jax.sharding.Mesh | None = None,
+                      axis_name: str | None = None) -> dict[str, float]:
   """Exact retrieval metrics from one blocked pass over the similarity matrix.
 
   Without queries every item queries all the others (CUB, Cars, SOP: itself excluded by
@@ -195,6 +198,9 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
       labels of each label's mean, `AccuracyCalculator(avg_of_avgs=True)`).
     full_map: also return `map`. With `k=None` it needs the rank of every positive: a second
       float32 pass over the queries whose positives are not all among the first K neighbours.
+    mesh, axis_name: run every search with the references and queries sharded in contiguous
+      blocks over this mesh axis, exact top-k lists and counts merged across the shards
+      (`dmlax.metrics.sharded`: a device holds one block of each); same values as without.
 
   Returns:
     A dict of floats: `recall@k`, `precision@k`, `ndcg@k`, `map@k` for each k, `map@r`,
@@ -214,6 +220,8 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
   """
   check_in(metric, METRICS, "metric")
   check_in(average, ("queries", "classes"), "average")
+  if mesh is not None:
+    check_mesh(mesh, axis_name)
   ks = _check_ks(ks)
   check_floating(embeddings, "embeddings", ndim=2)
   n_all = np.shape(embeddings)[0]
@@ -277,14 +285,33 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
         stacklevel=2)
 
   depth = int(max(ks[-1], relevant[kept].max() if cap is None else cap))
-  r, rep = prepare_references(embeddings, metric)
-  q = r[jnp.asarray(kept)] if self_mode else prepare(query_embeddings, metric, jnp.asarray(kept))
   q_labels = query_dense[kept]
-
   ref_labels = jnp.asarray(ref_dense)
-  _, indices, ranked = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
-                                  exclude_self=self_mode, screen=screen, return_ranked=True,
-                                  rep=rep)
+  if mesh is None:
+    r, rep = prepare_references(embeddings, metric)
+    q = (r[jnp.asarray(kept)] if self_mode
+         else prepare(query_embeddings, metric, jnp.asarray(kept)))
+    _, indices, ranked = exact_topk(q, r, jnp.asarray(kept), k=depth, metric=metric,
+                                    exclude_self=self_mode, screen=screen, return_ranked=True,
+                                    rep=rep)
+
+    def positive_counts(rows, width):
+      return _positive_counts(q[jnp.asarray(rows)], r, kept[rows], q_labels[rows], ref_dense,
+                              width, metric=metric, self_mode=self_mode)
+  else:
+    if screen:
+      raise ValueError("screen=True is not available with a mesh (the sharded search runs the "
+                       "float32 pass)")
+    r_host = np.asarray(embeddings, np.float32)
+    q_host = r_host[kept] if self_mode else np.asarray(query_embeddings, np.float32)[kept]
+    search = functools.partial(sharded_search, metric=metric, exclude_self=self_mode, mesh=mesh,
+                               axis_name=axis_name)
+    _, indices = search(q_host, kept, q_labels, r_host, ref_dense, k=depth)
+    indices, ranked = jnp.asarray(indices), None
+
+    def positive_counts(rows, width):
+      return search(q_host[rows], kept[rows], q_labels[rows], r_host, ref_dense, width=width,
+                    mode="positives")
   in_list = ref_dense[np.asarray(indices)] == q_labels[:, None]
   before = np.zeros(kept.size, np.int32)
   # Queries with no positive among their K neighbours: the rank of their first positive comes
@@ -301,10 +328,7 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
     before[missed[known]] = np.argmax(positive[known], axis=1)
     missed = missed[~known]
   if missed.size:
-    counts, _ = _positive_counts(
-        q[jnp.asarray(missed)], r, kept[missed], q_labels[missed], ref_dense, 1, metric=metric,
-        self_mode=self_mode)
-    before[missed] = counts[:, 0]
+    before[missed] = positive_counts(missed, 1)[0][:, 0]
   values = _per_query(indices, jnp.asarray(before), ref_labels, jnp.asarray(q_labels),
                       jnp.asarray(relevant[kept]), ks=ks, cap=cap)
   values = {name: values[name] for name in names}
@@ -314,9 +338,7 @@ def retrieval_metrics(embeddings: ArrayLike, labels: ArrayLike, *,
     partial = np.nonzero(in_list.sum(axis=1) < relevant[kept])[0]
     if partial.size:
       width = int(relevant[kept][partial].max())
-      counts, _ = _positive_counts(
-          q[jnp.asarray(partial)], r, kept[partial], q_labels[partial], ref_dense, width,
-          metric=metric, self_mode=self_mode)
+      counts, _ = positive_counts(partial, width)
       m = np.arange(1, width + 1)
       big_r = relevant[kept][partial]
       ap = np.sum(np.where(m <= big_r[:, None], m / (m + counts), 0.0), axis=1) / big_r

@@ -146,8 +146,8 @@ def similarity(q, r, r_sq, metric):
 
 @functools.partial(
     jax.jit, static_argnames=("k", "metric", "exclude_self", "block_size", "ref_block", "chunk"))
-def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, k, metric,
-                 exclude_self, block_size, ref_block, chunk=_CHUNK):
+def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, num_refs=None, *,
+                 k, metric, exclude_self, block_size, ref_block, chunk=_CHUNK):
   """Top-k similarities and indices of every row of q against r, shapes (Nq, k).
 
   `query_ids` (Nq,) are the reference indices of the queries, excluded when `exclude_self`.
@@ -156,10 +156,13 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
   query's best positive found in the same pass, whatever its depth (with k=0, only that).
   `same_label`, optional `(query_labels, reference_labels)`, restricts the neighbours to the
   references of the query's label (a plain `lax.top_k` per tile). `chunk` sets the two-stage
-  top-k (1: a plain `lax.top_k` per tile). Returns `(values, indices, counts or None)`.
+  top-k (1: a plain `lax.top_k` per tile). `num_refs` (possibly traced) leaves the rows of r
+  from it on out (padding of a shard). Returns `(values, indices, counts or None)`; a row with
+  fewer than k candidates ends in -inf values.
   """
   nq, d = q.shape
   nr = r.shape[0]
+  valid = nr if num_refs is None else num_refs
   nqb = -(-nq // block_size)
   nrb = -(-nr // ref_block)
   pad_q = nqb * block_size - nq
@@ -194,7 +197,7 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
       sims = similarity(qb, rb, rsq, metric)
 
       def invalid(cols):
-        bad = cols + r0 >= nr
+        bad = cols + r0 >= valid
         if exclude_self:
           bad = bad | (cols + r0 == row_ids[:, None])
         if same_label is not None:
@@ -208,12 +211,12 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, *, 
         s3 = sims[:, None, :]
         before = (s3 > t) | ((s3 == t) & (col_ids[None, None, :] < t_idx))
         # Other-label references only: the query itself shares its label.
-        other = (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < nr)[None, :]
+        other = (r_lab_b[None, :] != q_lab_b[:, None]) & (col_ids < valid)[None, :]
         counted = jnp.sum(before & other[:, None, :], axis=2, dtype=jnp.int32)
         count = count + (counted if width else counted[:, 0])
       if k == 0:
         return (best_v, best_i, count), None
-      v, i = _tile_topk(sims, k, chunk, invalid, nr - r0)
+      v, i = _tile_topk(sims, k, chunk, invalid, valid - r0)
       v = jnp.concatenate([best_v, v], axis=1)
       i = jnp.concatenate([best_i, i + r0], axis=1)
       # Earlier blocks come first, so top_k's lower-position tie-break keeps the lower index.
