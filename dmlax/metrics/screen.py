@@ -105,7 +105,12 @@ def _rerank_block(q, q16, r, r16, values, cands, r_stats, rep, *, k):
   ceiling = values[:, -1] + delta + slack
   # Ascending indices, so that top_k's lower-position tie-break is the lower-index tie-break.
   cands = jnp.sort(cands, axis=1)
-  sims = jnp.einsum("bd,bld->bl", q, r[cands], precision=jax.lax.Precision.HIGHEST)
+  # A few queries at a time, each a matrix-vector product with its gathered rows: several times
+  # faster on a CPU than one batched product over the block (which XLA runs as a loop of small
+  # products over a materialised gather).
+  sims = jax.lax.map(
+      lambda row: jnp.dot(r[row[1]], row[0], precision=jax.lax.Precision.HIGHEST), (q, cands),
+      batch_size=8)
   if rep is not None:
     sims = _tie_copies(sims, rep[cands])
   v, pos = jax.lax.top_k(sims, cands.shape[1])
