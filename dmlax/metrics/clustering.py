@@ -16,7 +16,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
 from dmlax.checks import check_features_labels
-from dmlax.metrics.neighbours import check_embeddings
+from dmlax.metrics.tiles import check_embeddings
 
 
 def cluster(embeddings: ArrayLike, labels: ArrayLike, *, seed: int = 0,

@@ -15,7 +15,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.checks import check_classifier, check_features_labels
-from dmlax.metrics.neighbours import check_embeddings
+from dmlax.metrics.tiles import check_embeddings
 
 
 def _dense_labels(labels) -> tuple[np.ndarray, int]:

@@ -18,12 +18,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.checks import check_in
-from dmlax.metrics.sharded import check_mesh, sharded_search
 from dmlax.metrics.screen import (duplicate_representatives, screen_depth, screened_topk,
                                   screens_by_default)
+from dmlax.metrics.sharded import check_mesh, sharded_search
 from dmlax.metrics.tiles import METRICS, block_sizes, blocked_topk, check_embeddings, prepare
 
-__all__ = ["knn", "exact_topk", "prepare_references"]
+__all__ = ["exact_topk", "knn", "prepare_references"]
 
 
 def prepare_references(references, metric: str) -> tuple[jax.Array, jax.Array | None]:

@@ -13,13 +13,16 @@ does not depend on the order in which shards are visited: ties go to the lower r
 as on one device. Each shard's similarities are float32 products of the same rows as on one
 device, but in tiles of another width, whose rounding the matrix-product kernel may change:
 results are equal to the single-device ones exactly where products are exact (and so are the
-tie-breaks), and otherwise up to float32 rounding of near-ties.
+tie-breaks), and otherwise up to float32 rounding of near-ties. (Identical rows are prepared
+by the same row-wise operations and meet the same tile product, so copies tie.)
 
-Multi-process: the mesh may span processes (`jax.make_mesh` over `jax.devices()`); each process
-then puts its process-local rows of the references and queries (`jax.make_array_from_process_local_data`
-with `NamedSharding(mesh, P(axis_name))`, contiguous blocks in process order) and the same
-shard_map ring merges across all of them, collectives crossing hosts. The functions here take
-host arrays and place them, which is the single-process case.
+Multi-process: the mesh may span processes (`jax.make_mesh` over `jax.devices()`). Each process
+then builds the global arrays from its process-local rows
+(`jax.make_array_from_process_local_data` with `NamedSharding(mesh, P(axis_name))`: contiguous
+blocks in process order, so global index = process offset + local index) and calls the same
+jitted `_ring`; the ring's `ppermute` crosses hosts and the merge is unchanged, so the result is
+the single-process one. The functions here take host arrays and place them, which is the
+single-process case; the (Nq, k) lists they return are gathered to the host.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.metrics.neighbours import check_embeddings
+from dmlax.metrics.tiles import check_embeddings
 
 
 def _best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
