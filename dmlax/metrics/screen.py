@@ -136,18 +136,23 @@ def duplicate_representatives(x) -> np.ndarray | None:
   n = x.shape[0]
   if n < 2:
     return None
-  bits = np.ascontiguousarray(x.astype(np.float32) + np.float32(0.0)).view(np.uint32)
+  def bits(rows):
+    return np.ascontiguousarray(x[rows].astype(np.float32) + np.float32(0.0)).view(np.uint32)
+
   # Two 32-bit multiplicative hashes of the bit patterns select the candidate copies; equal
-  # hashes are then compared exactly.
-  mult = np.random.default_rng(0).integers(1, 2**32, size=(2, bits.shape[1]), dtype=np.uint32)
+  # hashes are then compared exactly. Rows in chunks keep the temporaries small.
+  mult = np.random.default_rng(0).integers(1, 2**32, size=(2, x.shape[1]), dtype=np.uint32)
   mult |= np.uint32(1)
-  hashes = [np.sum(bits * m, axis=1, dtype=np.uint32).astype(np.uint64) for m in mult]
-  _, inverse, counts = np.unique((hashes[0] << np.uint64(32)) | hashes[1], return_inverse=True,
-                                 return_counts=True)
+  hashes = np.empty(n, np.uint64)
+  for start in range(0, n, 4096):
+    b = bits(slice(start, start + 4096))
+    h = [np.sum(b * m, axis=1, dtype=np.uint32).astype(np.uint64) for m in mult]
+    hashes[start:start + 4096] = (h[0] << np.uint64(32)) | h[1]
+  _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
   shared = np.nonzero(counts[inverse.reshape(-1)] > 1)[0]
   if shared.size == 0:
     return None
-  _, group = np.unique(bits[shared], axis=0, return_inverse=True)
+  _, group = np.unique(bits(shared), axis=0, return_inverse=True)
   group = group.reshape(-1)
   _, first = np.unique(group, return_index=True)
   rep = np.arange(n, dtype=np.int32)
