@@ -4,7 +4,7 @@ Beside it, in the same process and on the same embeddings:
   * the matrix products alone: the float32 tiles of `embeddings @ embeddings.T`, each
     materialised (an optimisation barrier keeps XLA from skipping any of it) and nothing else;
   * the bfloat16 screening products alone (float32 accumulation), the same way: what the
-    screened search (`neighbours.screened_topk`) multiplies;
+    screened search (`dmlax.metrics.screen.screened_topk`) multiplies;
   * retrieval_metrics with the float32 pass only (`screen=False`);
   * faiss-cpu's exact `IndexFlatIP` search for the same number of neighbours (skipped with a
     message when faiss is not installed; it is a benchmark-only extra, not a dependency);
@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dmlax import metrics
-from dmlax.metrics import neighbours
+from dmlax.metrics import screen as screening
+from dmlax.metrics import tiles
 from experiments.timing import block
 
 
@@ -82,7 +83,7 @@ def matmuls_only(x, *, block_size, ref_block):
 
   def one_query_block(qb):
     def one_ref_block(acc, rb):
-      tile = neighbours._similarity(qb, rb, None, "dot")
+      tile = tiles.similarity(qb, rb, None, "dot")
       return acc + jax.lax.optimization_barrier(tile)[0, 0], None
     return jax.lax.scan(one_ref_block, jnp.float32(0), rp)[0]
 
@@ -110,14 +111,14 @@ def main(argv=None):
   counts = np.bincount(y)
   ks = tuple(int(k) for k in args.ks.split(","))
   depth = int(max(max(ks), counts.max() - 1))
-  bq, br = neighbours.block_sizes(args.n, args.n, depth, None)
+  bq, br = tiles.block_sizes(args.n, args.n, depth, None)
   print(f"N={args.n} d={args.d} classes={counts.size} (sizes {counts.min()}..{counts.max()}, "
         f"mean {counts.mean():.2f}) neighbours K={depth} tiles {bq}x{br} "
         f"devices={jax.devices()}")
 
   ids = jnp.arange(args.n, dtype=jnp.int32)
-  beat = (jnp.zeros(args.n), ids, jnp.asarray(y, jnp.int32), jnp.asarray(y, jnp.int32))
-  compiled = neighbours.blocked_topk.lower(
+  beat = tiles.Beat(jnp.zeros(args.n), ids, jnp.asarray(y, jnp.int32), jnp.asarray(y, jnp.int32))
+  compiled = tiles.blocked_topk.lower(
       xj, xj, ids, beat, k=depth, metric="cosine", exclude_self=True, block_size=bq,
       ref_block=br).compile()
   temp = compiled.memory_analysis().temp_size_in_bytes
@@ -125,15 +126,15 @@ def main(argv=None):
   mm_temp = mm_temp.memory_analysis().temp_size_in_bytes
 
   x16 = xj.astype(jnp.bfloat16)
-  depth16 = neighbours.screen_depth(depth)
-  bq16, br16 = neighbours.block_sizes(args.n, args.n, depth16, None)
-  screen_temp = neighbours.blocked_topk.lower(
+  depth16 = screening.screen_depth(depth)
+  bq16, br16 = tiles.block_sizes(args.n, args.n, depth16, None)
+  screen_temp = tiles.blocked_topk.lower(
       x16, x16, ids, k=depth16, metric="dot", exclude_self=True, block_size=bq16,
       ref_block=br16).compile().memory_analysis().temp_size_in_bytes
   screen = {"auto": None, "on": True, "off": False}[args.screen]
-  screened = neighbours.screens_by_default(args.n, args.n, depth)
+  screened = screening.screens_by_default(args.n, args.n, depth)
   print(f"bfloat16 screen by default: {screened} (jax backend {jax.default_backend()}, "
-        f"native bfloat16: {neighbours._fast_bfloat16()}); --screen {args.screen}")
+        f"native bfloat16: {screening.fast_bfloat16()}); --screen {args.screen}")
   screened = screened if screen is None else screen
   candidates = {
       "matrix products alone (float32)": lambda: matmuls_only(xj, block_size=bq, ref_block=br),
@@ -156,7 +157,7 @@ def main(argv=None):
     print("faiss is not installed (pip install faiss-cpu): skipping the faiss baseline")
   if args.plain_topk:
     def plain():
-      return neighbours.blocked_topk(xj, xj, ids, None, k=depth, metric="cosine",
+      return tiles.blocked_topk(xj, xj, ids, None, k=depth, metric="cosine",
                                      exclude_self=True, block_size=bq, ref_block=br, chunk=1)
     candidates["blocked plain lax.top_k"] = plain
 
@@ -195,8 +196,8 @@ def main(argv=None):
   print(f"screened metrics identical to the float32 pass's: {same}")
   if screened:
     ids16 = jnp.arange(args.n, dtype=jnp.int32)
-    unit = neighbours.prepare(xj, "cosine")
-    _, _, complete, _ = neighbours.screened_topk(unit, unit, ids16, k=depth, exclude_self=True)
+    unit = tiles.prepare(xj, "cosine")
+    _, _, complete, _ = screening.screened_topk(unit, unit, ids16, k=depth, exclude_self=True)
     print(f"rows certified by the screen: {np.mean(np.asarray(complete)):.4f} "
           f"(the others were searched again in float32)")
   if faiss_s:

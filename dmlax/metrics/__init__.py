@@ -3,7 +3,10 @@ classification and verification.
 
 Retrieval (`knn`, `retrieval_metrics`) runs jit-compiled blocked matrix products with an exact
 two-stage top-k, large searches screened by bfloat16 products with a certified error bound and
-rescored in float32; see `dmlax.metrics.neighbours` and `dmlax.metrics.retrieval`.
+rescored in float32; see `dmlax.metrics.neighbours`, `dmlax.metrics.tiles`,
+`dmlax.metrics.screen` and `dmlax.metrics.retrieval`. With `mesh=` and `axis_name=` both search
+with the references sharded over a mesh axis and merge the exact top-k across shards
+(`dmlax.metrics.sharded`).
 """
 
 from dmlax.metrics.classification import topk_error

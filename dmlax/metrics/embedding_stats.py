@@ -15,7 +15,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax.checks import check_classifier, check_features_labels
-from dmlax.metrics.neighbours import check_embeddings
+from dmlax.metrics.tiles import check_embeddings
 
 
 def _dense_labels(labels) -> tuple[np.ndarray, int]:
@@ -54,7 +54,8 @@ def class_separability(embeddings: ArrayLike,
 
   Example:
     >>> x = jnp.array([[0.0, 0.0], [0.0, 2.0], [4.0, 0.0], [4.0, 2.0]])
-    >>> class_separability(x, jnp.array([0, 0, 1, 1]))  # tr S_b = 4, tr S_w = 1
+    >>> j, tr_b, tr_w = class_separability(x, jnp.array([0, 0, 1, 1]))  # tr S_b = 4, tr S_w = 1
+    >>> round(j, 4), round(tr_b, 4), round(tr_w, 4)
     (4.0, 4.0, 1.0)
   """
   check_embeddings(embeddings, "embeddings")
@@ -81,7 +82,7 @@ def fisher_scores(features: ArrayLike, labels: ArrayLike) -> jax.Array:
 
   Example:
     >>> x = jnp.array([[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]])
-    >>> fisher_scores(x, jnp.array([0, 0, 1, 1])).tolist()
+    >>> fisher_scores(x, jnp.array([0, 0, 1, 1])).round(4).tolist()
     [1.0, 0.0]
   """
   check_embeddings(features, "features")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from jax.typing import ArrayLike
 
-from dmlax.metrics.neighbours import check_embeddings
+from dmlax.metrics.tiles import check_embeddings
 
 
 def _best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
@@ -45,9 +45,11 @@ def verification_accuracy(embeddings_a: ArrayLike, embeddings_b: ArrayLike, same
     {"accuracy": mean over folds, "std": their standard deviation, "thresholds": per fold}.
 
   Example:
+    >>> import jax.numpy as jnp
     >>> a = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     >>> b = jnp.array([[1.0, 0.1], [0.0, 1.0], [0.1, 1.0], [1.0, 0.0]])
-    >>> verification_accuracy(a, b, jnp.array([True, False, True, False]), folds=2)["accuracy"]
+    >>> acc = verification_accuracy(a, b, jnp.array([True, False, True, False]), folds=2)
+    >>> round(acc["accuracy"], 6)
     1.0
   """
   n = check_embeddings(embeddings_a, "embeddings_a")

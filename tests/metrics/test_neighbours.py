@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dmlax import metrics
-from dmlax.metrics import neighbours
+from dmlax.metrics import tiles
 
 
 def np_knn(q, r, k, metric, exclude_self):
@@ -25,7 +25,7 @@ def np_knn(q, r, k, metric, exclude_self):
 def test_matches_stable_sort_with_ties_across_uneven_blocks(metric, exclude_self, monkeypatch):
   # Small-integer embeddings: exact float32 similarities with many ties, so the lower-index
   # tie-break is checked; 317 items split into blocks of 48 queries x 160 references.
-  monkeypatch.setattr(neighbours, "_MAX_REF_BLOCK", 160)
+  monkeypatch.setattr(tiles, "_MAX_REF_BLOCK", 160)
   rng = np.random.default_rng(0)
   x = rng.integers(-2, 3, size=(317, 3)).astype(np.float32)
   for k in (1, 7):  # k=1: chunks of 32 (two-stage); k=7: the chunk halves to 8

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dmlax import metrics
-from dmlax.metrics import neighbours
+from dmlax.metrics import tiles
 
 
 def np_reference(refs, ref_labels, ks, queries=None, query_labels=None, metric="dot"):
@@ -123,8 +123,8 @@ def test_planted_reversed_ranking_hand_values():
 @pytest.fixture
 def small_blocks(monkeypatch):
   """Tiles small enough that neither queries nor references divide into whole blocks."""
-  monkeypatch.setattr(neighbours, "_MAX_REF_BLOCK", 160)
-  monkeypatch.setattr(neighbours, "_TILE_ENTRIES", 160 * 48)
+  monkeypatch.setattr(tiles, "_MAX_REF_BLOCK", 160)
+  monkeypatch.setattr(tiles, "_TILE_ENTRIES", 160 * 48)
 
 
 def integer_set(seed, n, d, num_classes):

@@ -1,4 +1,4 @@
-"""The bfloat16 screen of the neighbour search (`neighbours.screened_topk`): its error bound,
+"""The bfloat16 screen of the neighbour search (`screen.screened_topk`): its error bound,
 its certificate, and that knn / retrieval_metrics give the same result with and without it."""
 
 import chex
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dmlax import metrics
-from dmlax.metrics import neighbours
+from dmlax.metrics import neighbours, screen
 from tests.metrics.test_neighbours import np_knn
 from tests.metrics.test_retrieval import assert_metrics_close, np_reference
 
@@ -38,8 +38,8 @@ def test_bound_covers_every_pair():
   q16, r16 = (jnp.asarray(a).astype(jnp.bfloat16) for a in (q, r))
   s16 = np.asarray(jnp.einsum("qd,rd->qr", q16, r16, preferred_element_type=jnp.float32))
   exact = q.astype(np.float64) @ r.astype(np.float64).T
-  stats = neighbours._reference_stats(jnp.asarray(r), r16)
-  delta = np.asarray(neighbours._screen_delta(jnp.asarray(q), q16, stats))
+  stats = screen._reference_stats(jnp.asarray(r), r16)
+  delta = np.asarray(screen._screen_delta(jnp.asarray(q), q16, stats))
   err = np.abs(s16 - exact)
   assert np.all(err <= delta[:, None]), float(np.max(err - delta[:, None]))
   # ... and it is not loose where the error is largest.
@@ -67,7 +67,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   x /= np.linalg.norm(x, axis=1, keepdims=True)
   xj = jnp.asarray(x)
   ids = jnp.arange(500, dtype=jnp.int32)
-  _, _, complete, _ = neighbours.screened_topk(xj, xj, ids, k=5, exclude_self=True)
+  _, _, complete, _ = screen.screened_topk(xj, xj, ids, k=5, exclude_self=True)
   assert np.mean(np.asarray(complete)) > 0.9
   # Every item within 1e-4 of one point: all similarities are within the bfloat16 error of
   # each other, so no row can be certified and every one is searched again in float32.
@@ -75,7 +75,7 @@ def test_screen_certifies_separated_rows_and_refuses_near_ties():
   near = (x[0] + 1e-4 * rng.normal(size=(300, 16))).astype(np.float32)
   near /= np.linalg.norm(near, axis=1, keepdims=True)
   nj = jnp.asarray(near)
-  _, _, complete, _ = neighbours.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
+  _, _, complete, _ = screen.screened_topk(nj, nj, ids[:300], k=5, exclude_self=True)
   assert not np.any(np.asarray(complete))
   got_idx, got_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=True)
   plain_idx, plain_sims = metrics.knn(near, near, k=5, exclude_self=True, screen=False)
@@ -111,13 +111,13 @@ def test_deep_reciprocal_ranks_from_the_ranked_candidates(monkeypatch):
   from dmlax.metrics import retrieval
   x, y = clustered(10, 800, 24, 160, 2.0)
   second_pass = []
-  original = retrieval._rank_of_best_positive
+  original = retrieval._positive_counts
 
   def counting(q, *args, **kwargs):
     second_pass.append(q.shape[0])
     return original(q, *args, **kwargs)
 
-  monkeypatch.setattr(retrieval, "_rank_of_best_positive", counting)
+  monkeypatch.setattr(retrieval, "_positive_counts", counting)
   got = metrics.retrieval_metrics(x, y, ks=(1, 2), metric="cosine", screen=True)
   want = np_reference(x, y, (1, 2), metric="cosine")
   assert_metrics_close(got, want)
@@ -130,3 +130,39 @@ def test_deep_reciprocal_ranks_from_the_ranked_candidates(monkeypatch):
   assert missed > 20
   assert sum(second_pass) < missed  # some ranks came from the candidates ...
   assert sum(second_pass) > 0       # ... and not all could
+
+
+def with_copies(seed, n=600, d=32, num_classes=40, copies=150):
+  """Clustered items, `copies` of them overwritten by exact copies of others under random
+  labels (exact duplicates with different labels)."""
+  rng = np.random.default_rng(seed)
+  x, y = clustered(seed, n, d, num_classes, 0.7)
+  src = rng.integers(0, n, size=copies)
+  dst = rng.choice(n, size=copies, replace=False)
+  x[dst] = x[src]
+  y[dst] = rng.integers(0, num_classes, size=copies)
+  return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_exact_copies_with_different_labels_screened_equals_float32_pass(seed):
+  # Copies tie exactly and rank by index with and without the screen; every metric is the
+  # same bit for bit, and equal to the float64 reference (a stable sort).
+  x, y = with_copies(seed)
+  got_idx, got_sims = metrics.knn(x, x, k=8, exclude_self=True, screen=True)
+  plain_idx, plain_sims = metrics.knn(x, x, k=8, exclude_self=True, screen=False)
+  want_idx, _ = np_knn(x, x, 8, "cosine", True)
+  np.testing.assert_array_equal(np.asarray(plain_idx), want_idx)
+  np.testing.assert_array_equal(np.asarray(got_idx), want_idx)
+  chex.assert_trees_all_close(got_sims, plain_sims, atol=2e-6)
+  screened = metrics.retrieval_metrics(x, y, ks=(1, 4), screen=True)
+  plain = metrics.retrieval_metrics(x, y, ks=(1, 4), screen=False)
+  assert screened == plain, {k: (screened[k], plain[k]) for k in plain if screened[k] != plain[k]}
+  assert_metrics_close(plain, np_reference(x, y, (1, 4), metric="cosine"), atol=1e-6)
+
+
+def test_copies_found_exactly():
+  x = np.array([[1.0, 2.0], [0.5, 0.5], [1.0, 2.0], [-0.0, 1.0], [0.0, 1.0], [1.0, 2.0]],
+               np.float32)
+  np.testing.assert_array_equal(screen.duplicate_representatives(x), [0, 1, 0, 3, 3, 0])
+  assert screen.duplicate_representatives(x[:2]) is None
