@@ -316,7 +316,7 @@ def main(argv=None) -> int:
   parser.add_argument("--suite", choices=("cpu",), help="the CPU suite (docs/results_cpu.md)")
   parser.add_argument("--rows", help="comma-separated rows (default: all)")
   parser.add_argument("--cols", help="comma-separated columns (default: all)")
-  parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 1; suite 3)")
+  parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 1; suite 5)")
   parser.add_argument("--workdir", default=DEFAULT_WORKDIR)
   parser.add_argument("--out", help="markdown output (default: <workdir>/<table>/results.md)")
   parser.add_argument("--smoke", action="store_true", help="2 CPU steps per cell (a check)")
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     unknown = set(tables) - set(cpu_suite.SUITE)
     if unknown:
       parser.error(f"--suite cpu --table takes suite tables {cpu_suite.SUITE}; got {unknown}")
-    return cpu_suite.run(seeds=args.seeds or 3, root=args.workdir, jobs=args.jobs,
+    return cpu_suite.run(seeds=args.seeds or cpu_suite.SEEDS, root=args.workdir, jobs=args.jobs,
                          command=command, tables=tables, smoke=args.smoke)
   if not args.table:
     parser.error("give --table <paper>/<table>, --suite cpu or --list")
