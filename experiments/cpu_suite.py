@@ -325,7 +325,8 @@ def run(*, seeds: int = SEEDS, root: str, jobs: int, command: str, doc: str = DO
       f"{counts[stats.INCONCLUSIVE]} INCONCLUSIVE" +
       (f", {counts[NOT_RUN]} NOT RUN" if counts[NOT_RUN] else "") + f" of {len(judged)} claims.",
       "", *summary_table(judged), "",
-      "Statistics: " + " ".join(stats.__doc__.split("\n\n")[1:4]).replace("\n", " "), "",
+      "Statistics (`experiments/stats.py`): " + "\n\n".join(stats.__doc__.split("\n\n")[1:4]),
+      "",
       "Numbers in the tables below are mean ± sample std over seeds; the papers print no "
       "numbers for these settings, so the paper column is '-'. Workdirs under "
       f"`{root}`.", ""]
