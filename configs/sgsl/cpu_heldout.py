@@ -8,7 +8,7 @@ retrieve among the 36 held-out ones, so the label-smoothed CE starts near log 64
 the gate: SGSL joins only once the batch's softmax loss is below 3, as in the paper, and the
 steps at which the gate is on are logged (every 10 steps) and reported. small_cnn with GeM and a
 BN neck (no scale and bias) on a 64-d (or, column glyphs_d3, 3-d) embedding at 16x16; batch 64 =
-16 classes x 4 images; AdamW lr 1e-3 (1e-2 for the classifier), cosine, 250 steps; gamma 30,
+16 classes x 4 images; AdamW lr 1e-3 (1e-2 for the classifier), cosine, 200 steps; gamma 30,
 beta 1, label smoothing 0.1. Recall@K, MAP@R (x100) and CSC of the test features.
 
     python -m experiments.reproduce --table sgsl/cpu_heldout --seeds 5
@@ -22,7 +22,7 @@ from configs import cpu_glyphs
 from configs import paper_tables
 from configs.sgsl import recipes
 
-STEPS = 250
+STEPS = 200
 GATE_LOG_EVERY = 10
 
 
