@@ -46,15 +46,21 @@ def _per_seed(summary: dict, cell: tuple[str, str], metric: str) -> dict[int, fl
   return out
 
 
-def judge(claim, summary: dict) -> dict:
-  """The claim's verdict and statistics on the seeds that every one of its cells finished."""
+def judge(claim, summary: dict, table=None) -> dict:
+  """The claim's verdict and statistics on the seeds that every one of its cells finished.
+
+  `table` (optional) gives the reason a cell cannot run (`Table.unavailable`).
+  """
   per_cell = [_per_seed(summary, cell, claim.metric) for cell in claim.cells]
   seeds = sorted(set.intersection(*(set(p) for p in per_cell)))
   means = [float(np.mean(list(p.values()))) if p else math.nan for p in per_cell]
   base = {"claim": claim, "seeds": seeds, "means": means}
   if len(seeds) < 2:
     missing = [f"{r}/{c}" for (r, c), p in zip(claim.cells, per_cell) if not p]
-    why = (f"no finished run of {', '.join(missing)}" if missing else
+    reasons = sorted({table.why_unavailable(*m.split("/")) for m in missing
+                      if table is not None and table.why_unavailable(*m.split("/"))})
+    why = (f"no finished run of {', '.join(missing)}"
+           + (f": {'; '.join(reasons)}" if reasons else "") if missing else
            f"{len(seeds)} seed(s) shared by its cells; a paired test needs 2")
     return {**base, "verdict": NOT_RUN, "why": why, "n": len(seeds)}
   values = [[p[s] for s in seeds] for p in per_cell]
@@ -291,7 +297,7 @@ def run(*, seeds: int = SEEDS, root: str, jobs: int, command: str, doc: str = DO
              "", reproduce.markdown_table(table, summary), "",
              "Claims (paired over seeds; see the statistics note at the top):", ""]
     for claim in table.claims:
-      j = judge(claim, summary)
+      j = judge(claim, summary, table)
       judged.append((name, j))
       lines.append(claim_line(j))
     lines.append("")
