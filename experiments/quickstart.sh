@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job (README's first command). On a fresh Linux machine with Python 3.11: creates .venv
-# and installs the pinned requirements and dmlax (experiments/setup_env.sh), prepares the embedded
-# `digits` dataset, trains a paper's loss (MPA, default) and the softmax baseline on digits 0-4,
-# evaluates both on the held-out digits 5-9 and prints Recall@1, MAP@R and nDCG@4 and where the
-# results and checkpoints are. Extra arguments go to experiments/quickstart.py, e.g.
+# and installs the pinned requirements and dmlax (experiments/setup_env.sh), generates the embedded
+# `glyphs` dataset, trains a paper's loss (MPA, default) and the softmax baseline on glyphs classes
+# 0-63, evaluates both on the 36 held-out classes and prints Recall@1, MAP@R and nDCG@4 beside
+# raw pixels and the untrained network on the same test split, and where the results and
+# checkpoints are. Extra arguments go to experiments/quickstart.py, e.g.
 #   bash experiments/quickstart.sh --loss softmax_sgsl --workdir /tmp/quickstart
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"

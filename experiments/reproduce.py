@@ -31,7 +31,7 @@ _TABLE = flags.DEFINE_string("table", None, "<paper>/<table>, e.g. gsl/table1a (
 _SUITE = flags.DEFINE_enum("suite", None, ["cpu"], "the CPU suite (docs/results_cpu.md)")
 _ROWS = flags.DEFINE_list("rows", None, "rows to run (default: all)")
 _COLS = flags.DEFINE_list("cols", None, "columns to run (default: all)")
-_SEEDS = flags.DEFINE_integer("seeds", None, "seeds per cell (default 1; suite 3)")
+_SEEDS = flags.DEFINE_integer("seeds", None, "seeds per cell (default 1; suite 5)")
 _WORKDIR = flags.DEFINE_string("workdir", tables.DEFAULT_WORKDIR, "root of the cells' workdirs")
 _OUT = flags.DEFINE_string("out", None, "markdown output (default: <workdir>/<table>/results.md)")
 _SMOKE = flags.DEFINE_bool("smoke", False, "2 CPU steps per cell (a check of the machinery)")
@@ -74,7 +74,8 @@ def main(argv) -> int:
   loop.quiet_library_logs()
   command = "python -m experiments.reproduce " + " ".join(sys.argv[1:])
   if _SUITE.value == "cpu":
-    return cpu_suite.run(seeds=_SEEDS.value or 3, root=_WORKDIR.value, jobs=_JOBS.value,
+    return cpu_suite.run(seeds=_SEEDS.value or cpu_suite.SEEDS, root=_WORKDIR.value,
+                         jobs=_JOBS.value,
                          command=command, tables=suite_tables, smoke=_SMOKE.value)
   summary = tables.run_table(_TABLE.value, rows=_ROWS.value, cols=_COLS.value,
                              seeds=_SEEDS.value or 1, root=_WORKDIR.value, smoke=_SMOKE.value,

@@ -20,6 +20,7 @@ their raw labels (`dmlax.data.protocols`) that yields the protocol's splits.
 | casia_webface | casia_webface (ours, manual) | train (face identities; evaluated on lfw) | train |
 | digits | digits (ours, embedded) | classification; retrieval (0-4 / 5-9); per_class10, per_class30 | train, test |
 | multicenter | multicenter (ours, generated) | retrieval (0-9 / 10-19); classification | train, test |
+| glyphs | glyphs (ours, generated) | retrieval (0-63 / 64-99); classification; per_class10; classes32 | train, test |
 
 Example:
   >>> from dmlax import data
@@ -208,6 +209,17 @@ REGISTRY: dict[str, Entry] = {
     "multicenter": Entry("multicenter", "label", (32, 32, 3), {
         "retrieval": _class_split(10, 20),
         "classification": _classification(num_classes=20)}, "retrieval"),
+    # The default of the main job: held-out classes share shape, colour and texture values with
+    # the training classes (dmlax/data/builders/glyphs.py).
+    "glyphs": Entry("glyphs", "label", (32, 32, 3), {
+        "retrieval": _class_split(64, 100),
+        "classification": _classification(num_classes=100),
+        # Scarce training data (GSL Table B.2b in small): 10 random training images a class.
+        "per_class10": Task("classification", 100, functools.partial(
+            protocols.per_class_subset, per_class=10, seed=_SEED, test="test")),
+        # 32 classes, so that W-Softmax's M_min = C - 1 = 31 sits inside a small width sweep.
+        "classes32": Task("classification", 32, functools.partial(
+            protocols.first_classes, num_classes=32))}, "retrieval"),
 }
 
 

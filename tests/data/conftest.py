@@ -58,7 +58,7 @@ def _make_folders(manual: pathlib.Path) -> None:
 
 def _prepare_all(root: pathlib.Path) -> None:
   data_dir = os.fspath(root)
-  for name in ("digits", "multicenter"):
+  for name in ("digits", "multicenter", "glyphs"):
     data.prepare(name, data_dir=data_dir)
   manual = root / "manual"
   _make_folders(manual)

@@ -80,7 +80,7 @@ def test_trial_rejects_classes_too_small():
 def test_registry_covers_the_papers_datasets():
   expected = {"cub200", "cars196", "sop", "inshop", "food101", "imagenet2012", "caltech256",
               "sun397", "cifar10", "cifar100", "mnist", "fashion_mnist", "lfw", "digits",
-              "multicenter", "casia_webface"}
+              "multicenter", "casia_webface", "glyphs"}
   assert set(data.names()) == expected
   assert data.info("cub200").num_classes == 100
   assert data.info("cars196").num_classes == 98
