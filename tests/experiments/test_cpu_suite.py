@@ -1,11 +1,11 @@
-"""`python -m experiments.reproduce --suite cpu --smoke`: the machinery end to end (2 steps a
-cell), and the judging of claims on per-seed values."""
+"""The CPU suite's machinery end to end (what `python -m experiments.reproduce --suite cpu --smoke`
+runs, 2 steps a cell), and the judging of claims on per-seed values."""
 import os
 
 from configs import paper_tables
 from experiments import cpu_suite
-from experiments import reproduce
 from experiments import stats
+from experiments import tables as tables_lib
 
 
 def test_judge_pairs_by_seed_and_reports_missing_cells():
@@ -24,12 +24,12 @@ def test_judge_pairs_by_seed_and_reports_missing_cells():
 
 def test_suite_smoke_writes_a_report_with_a_verdict_per_claim(tmp_path):
   tables = ("sgsl/cpu_heldout",)
-  rc = reproduce.main(["--suite", "cpu", "--smoke", "--seeds", "2", "--table", ",".join(tables),
-                       "--workdir", str(tmp_path)])
+  rc = cpu_suite.run(seeds=2, root=str(tmp_path), jobs=1, command="test", tables=tables,
+                     smoke=True)
   assert rc == 0
   text = (tmp_path / "results_cpu.md").read_text()
   assert "SMOKE RUN" in text and "## Summary" in text
-  claims = sum(len(reproduce.load_table(t).claims) for t in tables)
+  claims = sum(len(tables_lib.load_table(t).claims) for t in tables)
   rows = [line for line in text.splitlines() if line.startswith("| ") and "**" in line
           and line.split("|")[1].strip().isdigit()]
   assert len(rows) == claims
@@ -40,7 +40,6 @@ def test_suite_smoke_writes_a_report_with_a_verdict_per_claim(tmp_path):
   # Finished cells are reused: a second run trains nothing and gives the same numbers.
   done = tmp_path / "sgsl/cpu_heldout/softmax/glyphs/seed0/results.json"
   before = os.path.getmtime(done)
-  reproduce.main(["--suite", "cpu", "--smoke", "--seeds", "2", "--table", tables[0],
-                  "--workdir", str(tmp_path)])
+  cpu_suite.run(seeds=2, root=str(tmp_path), jobs=1, command="test", tables=tables, smoke=True)
   after = os.path.getmtime(done)
   assert before == after
