@@ -12,11 +12,11 @@ gradients w.r.t. those too; the XBM rows run one step of a filled 1024-slot memo
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -156,7 +156,7 @@ def pml_rows(*, rounds: int, inner: int) -> list[dict]:
   return rows
 
 
-def pml_table(args: argparse.Namespace) -> str:
+def pml_table(args) -> str:
   rows = pml_rows(rounds=args.rounds, inner=args.inner)
   if not rows:
     return ("(pytorch-metric-learning not installed: install torch==2.13.0 and "
@@ -177,11 +177,17 @@ def pml_table(args: argparse.Namespace) -> str:
   return "\n".join(lines)
 
 
+_FLAGS = flags.FlagValues()  # the module's own flags, so main(argv) can be called in-process
+flags.DEFINE_integer("rounds", 7, "interleaved rounds (median)", flag_values=_FLAGS)
+flags.DEFINE_integer("inner", 3, "calls per round", flag_values=_FLAGS)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=7)
-  parser.add_argument("--inner", type=int, default=3)
-  args = parser.parse_args(argv)
+  try:
+    _FLAGS(["bench_pair_losses"] + list(sys.argv[1:] if argv is None else argv))
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+  args = _FLAGS
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; "
         f"median of {args.rounds} interleaved rounds x {args.inner} calls")
   print(pml_table(args))

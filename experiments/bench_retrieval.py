@@ -8,7 +8,7 @@ Beside it, in the same process and on the same embeddings:
   * retrieval_metrics with the float32 pass only (`screen=False`);
   * faiss-cpu's exact `IndexFlatIP` search for the same number of neighbours (skipped with a
     message when faiss is not installed; it is a benchmark-only extra, not a dependency);
-  * optionally (`--plain-topk`), the same blocked pass with a plain `lax.top_k` per tile.
+  * optionally (`--plain_topk`), the same blocked pass with a plain `lax.top_k` per tile.
 Peak memory is the rise of the process's peak resident set (VmHWM, reset before each
 candidate through /proc/self/clear_refs) over the resident set before it, and XLA's temporary
 buffers of the jitted pass.
@@ -19,10 +19,11 @@ Full size (SOP's test split: 60,502 embeddings, 11,316 classes), median of 3 int
 
 from __future__ import annotations
 
-import argparse
 import functools
+import sys
 import time
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,26 +91,33 @@ def matmuls_only(x, *, block_size, ref_block):
   return jax.lax.map(one_query_block, qp)
 
 
+_FLAGS = flags.FlagValues()  # the module's own flags: tests call main(argv) in one process
+flags.DEFINE_integer("n", 6000, "number of embeddings", flag_values=_FLAGS)
+flags.DEFINE_integer("d", 512, "embedding dimension", flag_values=_FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the generated embeddings", flag_values=_FLAGS)
+flags.DEFINE_integer("class_size", None, "items per class (default: SOP-like sizes 2..12)",
+                     flag_values=_FLAGS)
+flags.DEFINE_list("ks", ["1", "2", "4", "8"], "cut-offs k of the metrics", flag_values=_FLAGS)
+flags.DEFINE_enum("screen", "auto", ["auto", "on", "off"],
+                  "bfloat16 screen of the timed retrieval_metrics (auto: its default)",
+                  flag_values=_FLAGS)
+flags.DEFINE_integer("rounds", 1, "interleaved timing rounds; the median of each candidate is "
+                     "reported", flag_values=_FLAGS)
+flags.DEFINE_bool("plain_topk", False, "also time the pass with a plain lax.top_k per tile",
+                  flag_values=_FLAGS)
+
+
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--n", type=int, default=6000, help="number of embeddings")
-  parser.add_argument("--d", type=int, default=512)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--class-size", type=int, default=None,
-                      help="items per class (default: SOP-like sizes 2..12)")
-  parser.add_argument("--ks", default="1,2,4,8", help="cut-offs k of the metrics")
-  parser.add_argument("--screen", choices=("auto", "on", "off"), default="auto",
-                      help="bfloat16 screen of the timed retrieval_metrics (auto: its default)")
-  parser.add_argument("--rounds", type=int, default=1,
-                      help="interleaved timing rounds; the median of each candidate is reported")
-  parser.add_argument("--plain-topk", action="store_true",
-                      help="also time the pass with a plain lax.top_k per tile")
-  args = parser.parse_args(argv)
+  try:
+    _FLAGS(["bench_retrieval"] + list(sys.argv[1:] if argv is None else argv))
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+  args = _FLAGS
 
   x, y = sop_like(args.n, args.d, args.seed, args.class_size)
   xj = jnp.asarray(x)
   counts = np.bincount(y)
-  ks = tuple(int(k) for k in args.ks.split(","))
+  ks = tuple(int(k) for k in args.ks)
   depth = int(max(max(ks), counts.max() - 1))
   bq, br = tiles.block_sizes(args.n, args.n, depth, None)
   print(f"N={args.n} d={args.d} classes={counts.size} (sizes {counts.min()}..{counts.max()}, "

@@ -18,13 +18,13 @@ every process would otherwise prepare it into the same directory at once.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import threading
 import time
 
+from absl import flags
 import portpicker
 
 
@@ -98,16 +98,23 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int]:
   return [p.wait() for p in procs]
 
 
+_FLAGS = flags.FlagValues()  # the module's own flags: the test imports this module
+flags.DEFINE_integer("num_processes", 2, "processes to start", flag_values=_FLAGS)
+flags.DEFINE_integer("devices_per_process", 4, "fake CPU devices of each process",
+                     flag_values=_FLAGS)
+flags.DEFINE_string("module", "experiments.train", "the program each process runs (python -m)",
+                    flag_values=_FLAGS)
+flags.DEFINE_float("timeout", 3600.0, "seconds for the whole job", flag_values=_FLAGS)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--num_processes", type=int, default=2)
-  parser.add_argument("--devices_per_process", type=int, default=4)
-  parser.add_argument("--module", default="experiments.train")
-  parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole job")
-  parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then the trainer's arguments")
-  ns = parser.parse_args(argv)
-  args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
+  """`-- ARGS` after the launcher's flags are the trainer's arguments."""
+  try:
+    rest = _FLAGS(["launch_local_multihost"] + list(sys.argv[1:] if argv is None else argv))
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+  args = rest[1:]
+  ns = _FLAGS
   procs = launch(args, num_processes=ns.num_processes,
                  devices_per_process=ns.devices_per_process, module=ns.module)
 

@@ -30,7 +30,7 @@ from dmlax.metrics.tiles import block_sizes, blocked_topk
 # this many neighbours. Below, the screen's linear costs (a top-L selection with L about 2k,
 # the rescoring gather of L rows per query) outweigh the cheaper product. Measured with
 # `python -m experiments.bench_retrieval --screen on --rounds 3` (retrieval_metrics screened /
-# float32 pass): --n 20000 (k=11) 0.81x, --n 60502 0.58x, --n 5924 --class-size 59 (CUB, k=58)
+# float32 pass): --n 20000 (k=11) 0.81x, --n 60502 0.58x, --n 5924 --class_size 59 (CUB, k=58)
 # 2.5x.
 _SCREEN_MIN_ENTRIES = 1 << 28
 _SCREEN_MAX_K = 16
