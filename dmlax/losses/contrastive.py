@@ -58,7 +58,9 @@ def ntxent_loss(
     features: (B, D).
     labels: (B,) integer labels.
     temperature: tau > 0 (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the positive pairs), "sum" (all pair terms) or "none" (each
+      anchor's sum over its positive pairs, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -101,7 +103,9 @@ def supcon_loss(
     features: (B, D).
     labels: (B,) integer labels.
     temperature: tau > 0 (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the non-zero anchors), "sum" (all anchors) or "none" (each
+      anchor's :math:`\ell_a`, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -150,7 +154,9 @@ def circle_loss(
     labels: (B,) integer labels.
     m: relaxation margin (may be traced).
     gamma: scale (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the non-zero anchors), "sum" (all anchors) or "none" (each
+      anchor's :math:`\ell_a`, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -305,7 +311,9 @@ def lifted_structure_loss(
     features: (B, D).
     labels: (B,) integer labels.
     neg_margin, pos_margin: m_- and m_+ (may be traced).
-    distance, pairs, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the positive pairs), "sum" (all pair terms) or "none" (each
+      anchor's sum over its positive pairs (a, p), shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])

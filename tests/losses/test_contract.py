@@ -215,6 +215,27 @@ def test_reductions(name):
     case.value(*args, reduction="avg")
 
 
+def _reduction_doc(fn) -> str | None:
+  """The docstring's Args entry that documents `reduction` (possibly shared with other names)."""
+  m = re.search(r"^( *)[\w, ]*\breduction\b[\w, ]*:(.*(?:\n\1 +\S.*)*)",
+                inspect.getdoc(fn) or "", re.M)
+  return None if m is None else " ".join(m.group(2).split())
+
+
+@pytest.mark.parametrize("name", _params())
+def test_docstring_says_what_none_returns(name):
+  fn = getattr(losses, name)
+  for _ in range(3):  # "reduction: as in `other_loss`." refers to that loss's entry
+    entry = _reduction_doc(fn)
+    assert entry is not None, f"{fn.__name__}'s docstring documents no reduction argument"
+    refers = re.fullmatch(r"as in `(?:dmlax\.losses\.)?(\w+)`\.", entry)
+    if refers is None:
+      break
+    fn = getattr(losses, refers.group(1))
+  assert re.search(r'"none"(?: \(| returns |: )', entry), (
+      f"{name}: the reduction entry must say what \"none\" returns, got {entry!r}")
+
+
 @pytest.mark.parametrize("name", _params())
 def test_dtypes(name):
   case = Case(name)
