@@ -247,6 +247,26 @@ def test_dtypes(name):
     assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
 
 
+def _with_default_owned(names=LOSS_NAMES):
+  return [n for n in names
+          if any(p.name in OPTIONAL_OWNED and p.default is not None
+                 and p.default is not inspect.Parameter.empty
+                 for p in _positional(getattr(losses, n)))]
+
+
+@pytest.mark.parametrize("name", _params(_with_default_owned()))
+def test_dtypes_with_default_owned_parameter(name):
+  """An owned parameter left at its Python-number default (margin_loss's fixed beta) is weakly
+  typed: it must not turn a bfloat16/float32 loss into float64 under jax_enable_x64."""
+  case = Case(name)
+  args = case.args(jnp.bfloat16)[:2]
+  with jax.enable_x64(True):
+    assert jax.jit(case.value)(*args).dtype == jnp.float32
+    value, grad = jax.jit(jax.value_and_grad(case.value))(*case.args(jnp.float64)[:2])
+    assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
+  assert jax.jit(case.value)(*args).dtype == jnp.float32
+
+
 @pytest.mark.parametrize("name", _params())
 def test_empty_batch_raises(name):
   case = Case(name)
