@@ -58,7 +58,9 @@ def ntxent_loss(
     features: (B, D).
     labels: (B,) integer labels.
     temperature: tau > 0 (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the positive pairs), "sum" (all pair terms) or "none" (each
+      anchor's sum over its positive pairs, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -101,7 +103,9 @@ def supcon_loss(
     features: (B, D).
     labels: (B,) integer labels.
     temperature: tau > 0 (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the non-zero anchors), "sum" (all anchors) or "none" (each
+      anchor's :math:`\ell_a`, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -150,7 +154,9 @@ def circle_loss(
     labels: (B,) integer labels.
     m: relaxation margin (may be traced).
     gamma: scale (may be traced).
-    distance, pairs, references, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, references, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the non-zero anchors), "sum" (all anchors) or "none" (each
+      anchor's :math:`\ell_a`, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -174,10 +180,14 @@ def circle_loss(
                           axis_name)
 
 
-def _beta_per_anchor(beta, labels):
-  """(B, 1) beta of each anchor (a scalar beta, or one per class indexed by the label), validity."""
+def _beta_per_anchor(beta, labels, dtype):
+  """(B, 1) beta of each anchor (a scalar beta, or one per class indexed by the label), validity.
+
+  A Python-number beta is weakly typed and takes the distances' `dtype` (a float64 constant under
+  ``jax_enable_x64`` must not lift bfloat16/float32 features' loss to float64).
+  """
   beta = jnp.asarray(beta)
-  beta = beta.astype(jnp.promote_types(beta.dtype, jnp.float32))
+  beta = beta.astype(jnp.result_type(beta, dtype))
   shape = np.shape(beta)
   if len(shape) == 0 or shape == (1,):
     return beta.reshape(()), True, True
@@ -238,7 +248,7 @@ def margin_loss(
                          axis_name=axis_name)
   sign = -1.0 if distances.is_similarity(distance) else 1.0
   d = sign * lay.mat
-  beta_a, label_ok, scalar = _beta_per_anchor(beta, lay.labels)
+  beta_a, label_ok, scalar = _beta_per_anchor(beta, lay.labels, d.dtype)
   if not scalar:
     # A NaN factor on the rows of out-of-range labels: value and gradient both NaN.
     d = d * jnp.where(label_ok, 1.0, jnp.nan).astype(d.dtype)[:, None]
@@ -305,7 +315,9 @@ def lifted_structure_loss(
     features: (B, D).
     labels: (B,) integer labels.
     neg_margin, pos_margin: m_- and m_+ (may be traced).
-    distance, pairs, reduction, axis_name: as in `dmlax.losses.contrastive_loss`.
+    distance, pairs, axis_name: as in `dmlax.losses.contrastive_loss`.
+    reduction: "mean" (over the positive pairs), "sum" (all pair terms) or "none" (each
+      anchor's sum over its positive pairs (a, p), shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])

@@ -144,7 +144,7 @@ def large_margin_softmax_loss(
     weights: (D, C) classifier weights.
     margin: m, a positive integer (structural, static).
     lam: lambda >= 0 (a Python or traced scalar).
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> w = jnp.eye(2)
@@ -228,7 +228,7 @@ def cosface_loss(
     weights: (D, C) classifier weights.
     margin: m (may be traced).
     scale: s > 0 (may be traced).
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
     class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
       the local contiguous block of classes, labels global); the value is the full-class one.
 
@@ -279,7 +279,7 @@ def arcface_loss(
     weights: (D, C) classifier weights.
     margin: m in radians, in [0, pi) (may be traced).
     scale: s > 0 (may be traced).
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
     class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
       the local contiguous block of classes, labels global); the value is the full-class one.
 
@@ -332,7 +332,7 @@ def sigsoftmax_loss(
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights.
     bias: optional (C,) bias.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> loss = sigsoftmax_loss(jnp.array([[0.0, 0.0]]), jnp.array([0]), jnp.eye(2))
@@ -371,7 +371,7 @@ def noisy_softmax_loss(
     weights: (D, C).
     key: PRNG key for the noise.
     noise_scale: alpha >= 0.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> loss = noisy_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), jnp.eye(2),
@@ -420,7 +420,7 @@ def virtual_softmax_loss(
     labels: (B,) integer labels in [0, C).
     weights: (D, C) classifier weights.
     bias: optional (C,) bias of the real classes.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> loss = virtual_softmax_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2))

@@ -441,7 +441,7 @@ def proxy_nca_loss(
     labels: (B,) integer labels in [0, C).
     proxies: (C, D).
     softmax_scale: s.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]])

@@ -90,7 +90,7 @@ def center_loss(
     features: (B, D) features.
     labels: (B,) integer labels in [0, C).
     centers: (C, D) class centres.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> float(center_loss(jnp.array([[1.0, 2.0]]), jnp.array([0]), jnp.zeros((3, 2))))
@@ -131,7 +131,7 @@ def ring_loss(
     features: (B, D) features.
     radius: scalar R.
     loss_weight: lambda (0.01 in the paper's face experiments); may be traced.
-    reduction: "mean", "sum" or "none".
+    reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
     >>> float(ring_loss(jnp.array([[3.0, 4.0]]), 4.0, loss_weight=2.0))  # (2/2) (5 - 4)^2
