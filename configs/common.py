@@ -59,6 +59,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Keyword arguments of dmlax.models.get_model (head options, rbr, ...).
   c.model.kwargs = ml_collections.ConfigDict({"embedding_dim": 64})
   c.model.frozen_bn = False
+  # Which BatchNorm layers `frozen_bn` freezes: "all" (backbone and head) or "backbone" (the
+  # backbone's only; the head's BN, e.g. a BN neck, trains normally).
+  c.model.frozen_bn_scope = "all"
   c.model.pretrained = config_dict.placeholder(str)  # a weights file for load_pretrained
 
   c.loss = ml_collections.ConfigDict()
@@ -82,8 +85,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.b2 = 0.999
   c.optimizer.eps = 1e-8
   c.optimizer.grad_clip_norm = 0.0
+  c.optimizer.grad_clip_value = 0.0  # clip every gradient component to [-v, v] (0: off)
   c.optimizer.warmup_epochs = 0.0
   c.optimizer.new_layers = ""
+  # Learning rate of `new_layers` (same schedule); None: they train at head_lr with the loss.
+  c.optimizer.new_layers_lr = config_dict.placeholder(float)
 
   c.schedule = ml_collections.ConfigDict()
   c.schedule.name = "constant"
@@ -95,6 +101,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.schedule.staircase = True
   c.schedule.final_fraction = 0.0
   c.schedule.ramp_epochs = 0.0
+  c.schedule.warmup_steps = 0     # linear warm-up from warmup_factor x the rate (0: off)
+  c.schedule.warmup_factor = 0.1
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 200
@@ -107,6 +115,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.every_steps = 0     # 0: only at the end
   c.eval.batch_size = 256
   c.eval.ks = (1, 2, 4, 8)
+  # A dataset of the verification protocol ("lfw") evaluated instead of the training dataset's
+  # own split: "<name>_accuracy", the 10-fold pair accuracy of cosine scores.
+  c.eval.verification_dataset = config_dict.placeholder(str)
   return c
 
 

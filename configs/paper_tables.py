@@ -255,6 +255,8 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.loss.softmax_epochs:
     c.loss.softmax_epochs = 1.0
   c.optimizer.warmup_epochs = min(c.optimizer.warmup_epochs, 1.0)
+  c.schedule.warmup_steps = min(c.schedule.warmup_steps, 1)
+  c.eval.verification_dataset = None  # the smoke run evaluates on digits
   c.log_every_steps = 1
   c.checkpoint.every_steps = 2
   c.checkpoint.async_save = False

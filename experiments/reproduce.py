@@ -39,13 +39,49 @@ _JOBS = flags.DEFINE_integer("jobs", 1, "cells trained in parallel processes")
 _LIST = flags.DEFINE_bool("list", False, "list the tables and exit")
 
 
+def _listing() -> list[str]:
+  """Every table: its rows and columns, how many cells run, the data and weights they need that
+  the user brings (a manual download, converted ImageNet weights), and how to get each."""
+  from dmlax.data import registry  # pylint: disable=g-import-not-at-top
+  from dmlax.models import pretrained  # pylint: disable=g-import-not-at-top
+  lines, data_needed, weights_needed = [], {}, {}
+  for name in tables.all_tables():
+    t = tables.load_table(name)
+    lines.append(f"{name}: rows {', '.join(t.rows)}; columns {', '.join(t.cols)}")
+    cells = t.cells()
+    blocked = [(r, c, t.why_unavailable(r, c)) for r, c in cells if t.why_unavailable(r, c)]
+    bring = set()
+    for r, c in cells:
+      if t.why_unavailable(r, c):
+        continue
+      config = t.config(f"row={r},col={c}")
+      for ds in (config.dataset.name, config.eval.get("verification_dataset")):
+        if ds and registry.lookup(ds)[0].manual:
+          data_needed[ds] = registry.lookup(ds)[0].manual
+          bring.add(f"data {ds}")
+      if config.model.pretrained:
+        weights_needed[config.model.pretrained] = config.model.name
+        bring.add(f"weights {config.model.pretrained}")
+    runnable = len(cells) - len(blocked)
+    lines.append(f"  {runnable}/{len(cells)} cells runnable"
+                 + (f"; you bring: {', '.join(sorted(bring))}" if bring else ""))
+    lines += [f"  not runnable: {r}/{c}: {why}" for r, c, why in blocked]
+  if data_needed:
+    lines.append("\nData to bring (then `python -m experiments.prepare_data --dataset NAME "
+                 "--manual_dir MANUAL_DIR`):")
+    lines += [f"  {ds}: {how}" for ds, how in sorted(data_needed.items())]
+  if weights_needed:
+    lines.append("\nWeights to bring:")
+    lines += [f"  {path}: {pretrained.how_to_get(model, path)}"
+              for path, model in sorted(weights_needed.items())]
+  return lines
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _LIST.value:
-    for name in tables.all_tables():
-      t = tables.load_table(name)
-      print(f"{name}: rows {', '.join(t.rows)}; columns {', '.join(t.cols)}")
+    print("\n".join(_listing()))
     return 0
   if not (_TABLE.value or _SUITE.value):
     raise app.UsageError("give --table <paper>/<table>, --suite cpu or --list")

@@ -58,15 +58,12 @@ LOSS_ROWS = {
     # Table 2 rows "DropOut (p = 0.2)", "(p = 0.5)", on the penultimate layer (section 4.1).
     "dropout02": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.2},
     "dropout05": {"loss.name": "softmax", "model.kwargs.feature_dropout": 0.5},
-    "adv_dropout": {"loss.name": "softmax"},
+    # Table 2 "Adversarial DropOut" (Park et al., AAAI 2018) on the penultimate features, GSL
+    # section 3.2 "p = 0.005": the step drops the ceil(p D) components that raise the loss most.
+    "adv_dropout": {"loss.name": "softmax", "loss.adversarial_dropout": 0.005},
     "type1": group_softmax("I", (1, 2)),
     "type2": group_softmax("II", (1, 2, 4)),
 }
-ADV_DROPOUT = ("Adversarial DropOut (Park et al. 2018, p = 0.005, GSL section 3.2) needs a "
-               "training-step option that takes the loss gradient with respect to the "
-               "penultimate features, builds dmlax.models.adversarial_dropout_mask(features, "
-               "grads, rate=0.005) and trains on the masked features; dmlax.train's step has "
-               "none yet")
 
 
 def classification(dataset: str, task: str | None, schedule: str, *,

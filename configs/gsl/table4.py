@@ -61,7 +61,6 @@ TABLE = paper_tables.Table(
           "sun397_resnet50": _col("sun397", "resnet50"),
           "sun397_vgg16": _col("sun397", "vgg16")},
     reported={(row, col): (v,) for row, vals in _REPORTED.items() for col, v in zip(_COLS, vals)},
-    unavailable={"adv_dropout": recipes.ADV_DROPOUT},
     seed_field=("dataset.task", "trial{seed3}"),
     hardware="NVIDIA V100 GPUs (paper); ~20k steps of batch 256 at 224 px per run",
     default_row="type2",

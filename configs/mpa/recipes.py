@@ -14,10 +14,9 @@ each value's comment naming its source:
   * one warm-up epoch training only the new layers and the proxies (`--warm 1` in its README's
     BN-Inception commands): `optimizer.warmup_epochs = 1` with `new_layers = "head"`;
   * gradients clipped by value at 10 (`clip_grad_value_(..., 10)` on the model and the proxies):
-    `optimizer.grad_clip_value` (TRAINER_PENDING; dmlax clips by global norm only);
+    `optimizer.grad_clip_value = 10`;
   * the embedding layer at the backbone's rate (its param group `lr * 1`, proxies `lr * 100`):
-    `optimizer.new_layers_lr` (TRAINER_PENDING); until the trainer reads it, the embedding, a
-    new layer, trains at `head_lr` with the proxies;
+    `optimizer.new_layers_lr = 1e-4`, the proxies at `head_lr`;
   * AdamW weight decay 1e-4 and frozen BatchNorm (`--weight-decay` default, `--bn-freeze 1`;
     its README's SOP command uses `--bn-freeze 0`, kept frozen here as in its default);
   * alpha = 32 and ProxyAnchor's margin 0.1 (`--alpha`, `--mrg` defaults);
@@ -45,16 +44,8 @@ DATASETS = {
 
 
 _PA = "tjddus9597/Proxy-Anchor-CVPR2020"
-# Fields no dmlax code reads yet, with what the trainer must do for them.
-TRAINER_PENDING = {
-    "optimizer.grad_clip_value": "clip every gradient component to [-v, v] before the update, "
-                                 "over the model and the loss's parameters (ProxyAnchor "
-                                 "code/train.py: torch.nn.utils.clip_grad_value_(..., 10))",
-    "optimizer.new_layers_lr": "learning rate of the new layers (config.optimizer.new_layers), "
-                               "separate from head_lr (the loss's parameters), following the "
-                               "same schedule; None: head_lr (ProxyAnchor code/train.py: the "
-                               "embedding's param group at lr * 1, the proxies at lr * 100)",
-}
+# Fields no dmlax code reads yet, with what the trainer must do for them (none).
+TRAINER_PENDING: dict[str, str] = {}
 
 
 def retrieval(dataset: str) -> ml_collections.ConfigDict:
@@ -90,8 +81,8 @@ def retrieval(dataset: str) -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 1e-4     # ProxyAnchor code/train.py --weight-decay default
   c.optimizer.new_layers = "head"     # ProxyAnchor code/train.py: the embedding is new
   c.optimizer.warmup_epochs = 1.0     # ProxyAnchor README BN-Inception commands --warm 1
-  c.optimizer.new_layers_lr = 1e-4    # ProxyAnchor code/train.py lr * 1 (TRAINER_PENDING)
-  c.optimizer.grad_clip_value = 10.0  # ProxyAnchor code/train.py clip_grad_value_ 10 (PENDING)
+  c.optimizer.new_layers_lr = 1e-4    # ProxyAnchor code/train.py embedding param group lr * 1
+  c.optimizer.grad_clip_value = 10.0  # ProxyAnchor code/train.py clip_grad_value_(..., 10)
   c.schedule.name = "exponential"     # MPA 4.2 "decay ... by 0.5 every 20 epochs"
   c.schedule.decay_rate = 0.5
   c.schedule.decay_epochs = 20.0

@@ -34,8 +34,8 @@ on CUB, 0.05 on Cars196, 0.003 on SOP and In-shop, label smoothing 0.1, weight d
 the 1-D parameters, a 100-iteration warm-up then cosine to 0 (`experiment.py`, README): the
 authors' fastreid configs keep those rates and momenta but not the rest.
 
-What the trainer does not run yet is listed in `TRAINER_PENDING` (fields set here that no
-dmlax code reads); the config carries them so that a run names what it should do.
+`TRAINER_PENDING` lists fields set here that no dmlax code reads yet (empty: every field,
+the warm-up and the backbone-only frozen BatchNorm included, is a trainer field).
 """
 
 from __future__ import annotations
@@ -59,20 +59,7 @@ AUTHORS = {
 }
 
 # Fields no dmlax code reads yet, with what the trainer must do for them.
-TRAINER_PENDING = {
-    "schedule.warmup_steps": "linear warm-up of every learning rate from warmup_factor x to 1x "
-                             "over the first warmup_steps steps (fastreid WarmupLR, "
-                             "SOLVER.WARMUP_ITERS 1000, WARMUP_METHOD linear), the cosine "
-                             "starting after it over the remaining epochs (fastreid "
-                             "build_lr_scheduler: T_max = MAX_EPOCH - ceil(WARMUP_ITERS / "
-                             "iters_per_epoch), stepped once per epoch, to ETA_MIN_LR)",
-    "schedule.warmup_factor": "the warm-up's starting factor (SOLVER.WARMUP_FACTOR 0.1)",
-    "model.frozen_bn_scope": "'backbone': BatchNorm of the backbone only in inference mode with "
-                             "its scale and bias not updated (MODEL.BACKBONE.NORM FrozenBN), the "
-                             "BN neck training normally (MODEL.HEADS.NORM syncBN); "
-                             "model.frozen_bn=True today freezes the neck too, which would make "
-                             "it an identity, so frozen_bn stays False until this exists",
-}
+TRAINER_PENDING: dict[str, str] = {}
 
 
 def head(dim: int) -> dict:
@@ -134,8 +121,9 @@ def retrieval(dataset: str, dim: int = 2048) -> ml_collections.ConfigDict:
   c.dataset.m_per_class = 4         # config.yaml NUM_INSTANCE 4; paper "4 images/ID"
   c.model.name = "resnet50"         # paper "ResNet50 as the backbone"; DEPTH 50x
   c.model.pretrained = "weights/resnet50_flax.npz"  # paper "pre-trained on ImageNet"
-  # assumption: see TRAINER_PENDING["model.frozen_bn_scope"] (NORM FrozenBN in config.yaml).
-  c.model.frozen_bn = False
+  # config.yaml MODEL.BACKBONE.NORM FrozenBN: the backbone's BatchNorm in inference mode, its
+  # scale and bias not trained; the neck (MODEL.HEADS.NORM syncBN) trains.
+  c.model.frozen_bn = True
   c.model.frozen_bn_scope = "backbone"
   c.loss.name = "softmax"           # config.yaml LOSSES.NAME [CrossEntropyLoss]
   c.loss.kwargs = ml_collections.ConfigDict()
@@ -148,8 +136,10 @@ def retrieval(dataset: str, dim: int = 2048) -> ml_collections.ConfigDict:
   # SOLVER.WEIGHT_DECAY_BIAS 0 exempts biases; the authors' network trains none (bias-free
   # classifier and embedding, frozen neck bias, FrozenBN backbone), and neither does this one.
   c.schedule.name = "cosine"        # config.yaml SOLVER.SCHED CosineAnnealingLR; paper "cosine"
-  c.schedule.warmup_steps = 1000    # config.yaml SOLVER.WARMUP_ITERS (TRAINER_PENDING)
-  c.schedule.warmup_factor = 0.1    # config.yaml SOLVER.WARMUP_FACTOR (TRAINER_PENDING)
+  # config.yaml SOLVER.WARMUP_ITERS 1000, WARMUP_METHOD linear, then the cosine over the rest.
+  # assumption: the cosine is stepped every iteration (fastreid steps it once per epoch).
+  c.schedule.warmup_steps = 1000
+  c.schedule.warmup_factor = 0.1    # config.yaml SOLVER.WARMUP_FACTOR
   # config.yaml TEST.EVAL_PERIOD 25 (epochs); the reported numbers are those at the end.
   c.eval.every_steps = 0
   c.checkpoint.every_steps = 1000   # assumption: bookkeeping, not part of the recipe

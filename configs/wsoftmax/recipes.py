@@ -86,5 +86,16 @@ LOSS_ROWS = {
     "wsoftmax_a1": wsoftmax(1.0),
     "wsoftmax_a1.5": wsoftmax(1.5),
 }
-HINGE = "dmlax.losses has no multi-class hinge loss (the paper's 'Hinge Loss' row)"
+# Tables 1-2 "Hinge Loss": the multi-class hinge loss on the classifier scores x W, from the
+# start. assumption: the paper names neither the variant nor the margin; Crammer & Singer's
+# (the hinge on the largest wrong score) with margin 1, as dmlax.losses.multiclass_hinge_loss.
+HINGE = {"loss.name": "multiclass_hinge",
+         "loss.kwargs": {"margin": 1.0, "variant": "crammer_singer"},
+         "loss.softmax_epochs": 0.0}
+# An ablation, not a row of the paper: W-Softmax whose biased negative weights pass no gradient
+# into the classifier (`weights_biased_softmax_loss(..., stop_gradient_biased=True)`); it
+# reproduces Fig. 5's trend that the class angles shrink as alpha grows.
+ABLATION_ROWS = {f"ablation_stopgrad_a{a:g}": {
+    "loss.name": "weights_biased_softmax",
+    "loss.kwargs": {"alpha": a, "stop_gradient_biased": True}} for a in (0.5, 1.0, 1.5)}
 HARDWARE = "one Quadro P5000 GPU (paper); a CPU trains MNIST in hours, CIFAR needs a GPU"

@@ -16,11 +16,11 @@ layers); training as Table 3 (section 5.5).
 
 (Other rows: Triplet Loss 99.70, Softmax+Contrastive 98.78, SphereFace+ 99.47.)
 
-Recipe, data and what the trainer still lacks: as Table 3 (configs/wsoftmax/table3.py), with
+Recipe, data and LFW evaluation: as Table 3 (configs/wsoftmax/table3.py), with
 `sphereface64` (dmlax.models.face, SphereFace-64 as its authors build it). CosFace: margin 0.35,
 scale 64 (its paper's defaults); A-Softmax: margin 4 with the original lambda annealing.
 
-    python -m experiments.reproduce --table wsoftmax/table4     # reports what is missing
+    python -m experiments.reproduce --table wsoftmax/table4
 Hardware: one Quadro P5000 GPU (paper).
 """
 
@@ -43,12 +43,11 @@ TABLE = paper_tables.Table(
     rows=_ROWS,
     cols={"lfw": {}},
     reported={(r, "lfw"): (v,) for r, v in _REPORTED.items()},
-    unavailable={"lfw": table3.MISSING},
     hardware=recipes.HARDWARE,
     default_row="wsoftmax_a1",
 )
 
 
 def get_config(arg=None):
-  """`arg`: "row=<row>[,smoke]"; only `smoke` runs (see the module docstring)."""
+  """`arg`: "row=<row>[,seed=<s>][,smoke]"."""
   return TABLE.config(arg)

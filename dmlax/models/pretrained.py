@@ -37,6 +37,21 @@ _CLASSIFIER_PREFIXES = {
     "bn_inception": ("last_linear.",),
 }
 PRETRAINED_NAMES = tuple(_CLASSIFIER_PREFIXES)
+# Where each backbone's ImageNet state dict comes from (the input of experiments.convert_weights).
+SOURCES = {
+    "resnet18": "torchvision's ImageNet checkpoint of resnet18",
+    "resnet50": "torchvision's ImageNet checkpoint of resnet50",
+    "resnext50_32x4d": "torchvision's ImageNet checkpoint of resnext50_32x4d",
+    "vgg16_bn": "torchvision's ImageNet checkpoint of vgg16_bn",
+    "bn_inception": "Cadene's pretrainedmodels bn_inception-52deb4733.pth",
+}
+
+
+def how_to_get(name: str, path: str | os.PathLike) -> str:
+  """The command that writes `path`, the converted ImageNet weights of backbone `name`."""
+  source = SOURCES.get(name, f"an ImageNet state dict of {name}")
+  return (f"convert {source} (.pth, .safetensors or .npz) with `python -m "
+          f"experiments.convert_weights --model {name} --input FILE --output {os.fspath(path)}`")
 _BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
               "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
 
@@ -188,6 +203,9 @@ def load_pretrained(name: str, path: str | os.PathLike, *,
     >>> # v = model.init(key, jnp.zeros((1, 224, 224, 3)), train=False)
     >>> # v = load_pretrained("resnet50", "resnet50-11ad3fa6.pth", variables=v)
   """
+  if not os.path.exists(os.fspath(path)):
+    raise ValueError(f"pretrained weights file not found: {os.fspath(path)}; "
+                     f"{how_to_get(name, path)}")
   backbone = state_dict_to_variables(name, read_state_dict(path), rbr=rbr,
                                      include_fc=include_fc)
   if variables is None:

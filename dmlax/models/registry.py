@@ -26,9 +26,15 @@ from dmlax.models import bn_inception, face, heads, resnet, small, vgg
 
 
 class Embedder(nn.Module):
-  """`head(backbone(images))`: images (B, H, W, C) NHWC -> float32 features (B, D)."""
+  """`head(backbone(images))`: images (B, H, W, C) NHWC -> float32 features (B, D).
+
+  With `frozen_backbone_bn` the backbone always runs in inference mode (its BatchNorm normalises
+  with the running statistics and never updates them; the backbones hold no dropout), while the
+  head follows `train`: fastreid's FrozenBN backbone under a training BN neck (SGSL's recipe).
+  """
   backbone: nn.Module
   head: heads.EmbeddingHead
+  frozen_backbone_bn: bool = False
 
   def __call__(self, images: jax.Array, *, train: bool = False) -> jax.Array:
     images = jnp.asarray(images)
@@ -36,7 +42,8 @@ class Embedder(nn.Module):
       raise ValueError(f"images must be (B, H, W, C) NHWC, got shape {images.shape}")
     if not jnp.issubdtype(images.dtype, jnp.floating):
       raise ValueError(f"images must be floating point, got dtype {images.dtype}")
-    features = self.head(self.backbone(images, train=train), train=train)
+    backbone_train = train and not self.frozen_backbone_bn
+    features = self.head(self.backbone(images, train=backbone_train), train=train)
     # Losses and metrics run in float32 whatever the compute dtype.
     return features.astype(jnp.float32)
 
@@ -75,7 +82,8 @@ _HEAD_KEYS = ("pooling", "gem_p", "learn_gem_p", "extra_bn_relu", "embedding_dim
 
 
 def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None = None,
-              rbr: bool = False, rbr_variant: str = "paper", **kwargs) -> Embedder:
+              rbr: bool = False, rbr_variant: str = "paper", frozen_backbone_bn: bool = False,
+              **kwargs) -> Embedder:
   """The model `name` with the head configured by keyword.
 
   Args:
@@ -87,6 +95,8 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
     rbr_variant: for the ResNets, "paper" (the last BN and the ReLU after the residual sum) or
       "fastreid" (also the final block's inner ReLUs, as SGSL's authors ran it); see
       `dmlax.models.resnet`.
+    frozen_backbone_bn: run the backbone in inference mode whatever `train` says (its BatchNorm
+      frozen; the head's BatchNorm trains), see `Embedder`.
     **kwargs: head options (`pooling`, `gem_p`, `learn_gem_p`, `extra_bn_relu`,
       `embedding_dim`, `embedding_bias`, `bn_neck`, `bn_neck_scale`, `l2_normalize`,
       `feature_dropout`; see `EmbeddingHead`), `include_fc` for vgg16_bn (with `include_fc=False` its pooling
@@ -108,7 +118,7 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
   unknown = sorted(set(kwargs) - set(_HEAD_KEYS) - set(entry.backbone_kwargs))
   if unknown:
     accepted = sorted(_HEAD_KEYS + entry.backbone_kwargs +
-                      ("dtype", "bn_axis_name", "rbr", "rbr_variant"))
+                      ("dtype", "bn_axis_name", "rbr", "rbr_variant", "frozen_backbone_bn"))
     raise ValueError(f"get_model({name!r}): unknown keyword(s) {unknown}; accepted: {accepted}")
   if rbr and not entry.supports_rbr:
     raise ValueError(f"get_model({name!r}): rbr is defined for resnet18, resnet50, "
@@ -141,4 +151,4 @@ def get_model(name: str, *, dtype: Any = jnp.float32, bn_axis_name: str | None =
       backbone_kwargs["rbr_variant"] = rbr_variant
   backbone = entry.build(bn_axis_name=bn_axis_name, dtype=dtype, **backbone_kwargs)
   head = heads.EmbeddingHead(bn_axis_name=bn_axis_name, dtype=dtype, **head_kwargs)
-  return Embedder(backbone=backbone, head=head)
+  return Embedder(backbone=backbone, head=head, frozen_backbone_bn=bool(frozen_backbone_bn))

@@ -4,6 +4,11 @@ Metric learning (`protocol == "retrieval"`): embeddings of the held-out classes,
 `dmlax.metrics.retrieval_metrics` (every test image queries all the others; In-shop: queries
 against the gallery). Classification: top-1 error of the objective's class scores on the test
 split (`dmlax.metrics.topk_error`), plus the same retrieval metrics of the features.
+Face verification (`config.eval.verification_dataset`, e.g. "lfw"; W-Softmax section 5.5): the
+features of that dataset's test split, the cosine similarity of each of its pairs
+(`dmlax.data.verification_pairs`) and the 10-fold accuracy of `dmlax.metrics.verification_accuracy`,
+reported as "<name>_accuracy" (and "<name>_accuracy_std") instead of the training dataset's own
+evaluation.
 
 Embeddings are computed under `jit` over the run's 1-D mesh of all devices (batch sharded,
 variables replicated), whatever driver trained the state; each process reads its own share of
@@ -24,13 +29,19 @@ from dmlax.train.objectives import Objective
 from dmlax.train.state import TrainState
 
 
-def headline_metric(protocol: str) -> tuple[str, str]:
-  """(metric, "max"|"min") that ranks checkpoints by default for a protocol."""
+def headline_metric(protocol: str, *, verification: str | None = None) -> tuple[str, str]:
+  """(metric, "max"|"min") that ranks checkpoints by default for a protocol (or, with a
+  verification dataset, its accuracy)."""
+  if verification:
+    return f"{verification}_accuracy", "max"
   return ("top1_error", "min") if protocol == "classification" else ("recall@1", "max")
 
 
-def metric_names(protocol: str, ks, *, has_logits: bool) -> tuple[str, ...]:
-  """The names `Evaluator` returns for a protocol and cut-offs `ks`."""
+def metric_names(protocol: str, ks, *, has_logits: bool,
+                 verification: str | None = None) -> tuple[str, ...]:
+  """The names `Evaluator` returns for a protocol and cut-offs `ks` (or a verification set)."""
+  if verification:
+    return (f"{verification}_accuracy", f"{verification}_accuracy_std")
   names = ["map@r", "mrr", "num_lone_queries", "num_queries", "r_precision"]
   for k in ks:
     names += [f"recall@{k}", f"precision@{k}", f"ndcg@{k}", f"map@{k}"]
@@ -91,6 +102,10 @@ class Evaluator:
     ks: cut-offs k of the retrieval metrics (`config.eval.ks`).
     batch_size: global evaluation batch (`config.eval.batch_size`).
     mesh: the run's 1-D device mesh.
+    verification: a dataset of the "verification" protocol ("lfw") to evaluate on instead,
+      read with the training dataset's `data_dir`, `image_size` and `augment` (normalisation);
+      prepared here when missing and `config.dataset.prepare` allows (a manual download raises
+      the error saying where to put it).
 
   Example:
     >>> metrics = Evaluator(data, model, objective, ks=(1, 2), batch_size=256, mesh=mesh)(state)
@@ -98,20 +113,49 @@ class Evaluator:
   """
 
   def __init__(self, data: RunData, model, objective: Objective | None, *, ks, batch_size: int,
-               mesh: Mesh):
+               mesh: Mesh, verification: str | None = None):
     self.data, self.objective = data, objective
     self.ks = tuple(int(k) for k in ks)
     per_process = max(1, int(batch_size) // jax.process_count())
     self.local_batch = per_process + (-per_process) % jax.local_device_count()
     self.extractor = FeatureExtractor(model, mesh)
+    self.verification = verification or None
+    self._pairs = None
+    if self.verification:
+      self._verification_info = self._resolve_verification()
+
+  def _resolve_verification(self):
+    from dmlax import data as data_lib  # pylint: disable=g-import-not-at-top
+    ds, name = self.data.dataset, self.verification
+    field = f"config.eval.verification_dataset={name!r}"
+    try:
+      info = data_lib.info(name, data_dir=ds.data_dir)
+      if info.protocol != "verification":
+        raise ValueError(f"it has protocol {info.protocol!r}, not 'verification'")
+      if info.num_examples is None and ds.prepare:
+        data_lib.prepare(name, data_dir=ds.data_dir, task=info.task)
+        info = data_lib.info(name, data_dir=ds.data_dir, task=info.task)
+    except ValueError as e:
+      raise ValueError(f"{field}: {e}") from e
+    if info.num_examples is None:
+      raise ValueError(f"{field}: the dataset is not prepared in "
+                       f"{data_lib.default_data_dir(ds.data_dir)} and config.dataset.prepare is "
+                       f"False; prepare it with `python -m experiments.prepare_data --dataset "
+                       f"{name} --manual_dir DIR`")
+    return info
 
   @property
   def metric_names(self) -> tuple[str, ...]:
     return metric_names(self.data.info.protocol, self.ks,
-                        has_logits=bool(self.objective and self.objective.logits))
+                        has_logits=bool(self.objective and self.objective.logits),
+                        verification=self.verification)
 
   def max_k(self) -> int:
-    """The largest k the evaluation set allows: N - 1 (all the others) or the gallery size."""
+    """The largest k the evaluation set allows: N - 1 (all the others) or the gallery size
+    (with a verification dataset, whose evaluation has no k, its number of images - 1)."""
+    if self.verification:
+      info = self._verification_info
+      return int(info.num_examples[info.eval_split]) - 1
     info = self.data.info
     if info.eval_query_split and info.eval_gallery_split:
       return self.data.size(info.eval_gallery_split)
@@ -122,11 +166,37 @@ class Evaluator:
     batches = self.data.eval_batches(split, local_batch=self.local_batch)
     return self.extractor(self.extractor.variables(state), batches)
 
+  def verify(self, state: TrainState) -> dict[str, float]:
+    """{"<name>_accuracy", "<name>_accuracy_std"} of the verification dataset's pairs, scored by
+    the cosine similarity of the features, with its folds (LFW: 10 x 600 pairs)."""
+    from dmlax import data as data_lib  # pylint: disable=g-import-not-at-top
+    from dmlax import metrics as dmlax_metrics  # pylint: disable=g-import-not-at-top
+    ds, name, info = self.data.dataset, self.verification, self._verification_info
+    if self._pairs is None:
+      self._pairs = data_lib.verification_pairs(name, data_dir=ds.data_dir, task=info.task)
+    pairs = self._pairs
+    batches = data_lib.eval_batches(
+        name, split=info.eval_split, batch_size=self.local_batch, data_dir=ds.data_dir,
+        image_size=ds.image_size, task=info.task, augment=ds.augment,
+        process_index=jax.process_index(), process_count=jax.process_count())
+    emb, _ = self.extractor(self.extractor.variables(state), batches)
+    folds = len(np.unique(pairs["fold"]))
+    # verification_accuracy splits the pairs into equal consecutive folds: pairs.txt's order.
+    parts = np.array_split(np.arange(len(pairs["fold"])), folds)
+    if not np.array_equal(pairs["fold"], np.concatenate([np.full(len(p), i)
+                                                         for i, p in enumerate(parts)])):
+      raise ValueError(f"{name}: the pairs' folds are not {folds} consecutive equal parts")
+    out = dmlax_metrics.verification_accuracy(emb[pairs["a"]], emb[pairs["b"]], pairs["same"],
+                                              folds=folds)
+    return {f"{name}_accuracy": float(out["accuracy"]), f"{name}_accuracy_std": float(out["std"])}
+
   def __call__(self, state: TrainState) -> dict[str, float]:
     """Retrieval: `dmlax.metrics.retrieval_metrics` ("recall@1", "map@r", "ndcg@4", ...).
     Classification: additionally "top1_error" (fraction in [0, 1]) when the objective owns
-    class parameters."""
+    class parameters. With a verification dataset: `verify`."""
     from dmlax import metrics as dmlax_metrics  # pylint: disable=g-import-not-at-top
+    if self.verification:
+      return self.verify(state)
     info = self.data.info
     if info.eval_query_split and info.eval_gallery_split:
       q, ql = self.embed(state, info.eval_query_split)

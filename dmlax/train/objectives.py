@@ -103,6 +103,7 @@ LOSSES: dict[str, LossEntry] = {
     # Returns (total, aux); the gate "SGSL joins once softmax < 3" is on the global batch.
     "softmax_sgsl": LossEntry(losses.softmax_sgsl_loss, kinds.CLASSIFIER),
     "large_margin_softmax": LossEntry(losses.large_margin_softmax_loss, kinds.CLASSIFIER),
+    "multiclass_hinge": LossEntry(losses.multiclass_hinge_loss, kinds.CLASSIFIER),
     "sphereface": LossEntry(losses.sphereface_loss, kinds.COSINE_CLASSIFIER),
     "cosface": LossEntry(losses.cosface_loss, kinds.COSINE_CLASSIFIER),
     "arcface": LossEntry(losses.arcface_loss, kinds.COSINE_CLASSIFIER),

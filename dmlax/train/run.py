@@ -80,11 +80,12 @@ def _model_factory(config):
   from dmlax import models  # pylint: disable=g-import-not-at-top
   dtype = jnp.bfloat16 if config.half_precision else jnp.float32
   kwargs = config.model.kwargs.to_dict()
+  frozen_backbone_bn = bool(config.model.frozen_bn) and config.model.frozen_bn_scope == "backbone"
 
   def make(bn_axis_name):
     try:
       return models.get_model(config.model.name, dtype=dtype, bn_axis_name=bn_axis_name,
-                              **kwargs)
+                              frozen_backbone_bn=frozen_backbone_bn, **kwargs)
     except ValueError as e:
       raise ValueError(f"config.model.name={config.model.name!r} / config.model.kwargs: "
                        f"{e}") from e
@@ -147,11 +148,13 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
   objective = objectives_lib.build_objective(config, num_classes=info.num_classes,
                                              steps_per_epoch=spe)
   mesh = Mesh(np.asarray(jax.devices()), (step_lib.AXIS,))
-  best_metric, best_mode = evaluate_lib.headline_metric(info.protocol)
+  best_metric, best_mode = evaluate_lib.headline_metric(
+      info.protocol, verification=config.eval.verification_dataset)
   if config.checkpoint.best_metric:
     best_metric, best_mode = config.checkpoint.best_metric, config.checkpoint.best_mode
   evaluator = evaluate_lib.Evaluator(data, model, objective, ks=config.eval.ks,
-                                     batch_size=config.eval.batch_size, mesh=mesh)
+                                     batch_size=config.eval.batch_size, mesh=mesh,
+                                     verification=config.eval.verification_dataset)
   checks.check_evaluation(config, evaluator, best_metric)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, loss_rng, step_rng = jax.random.split(rng, 3)
@@ -168,7 +171,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
                                                  steps_per_epoch=spe, total_steps=total)
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats)
   driver = step_lib.make_driver(config.parallel, make_model, objective, rng=step_rng,
-                                frozen_bn=config.model.frozen_bn, mesh=mesh)
+                                # A backbone-only freeze trains the head's BatchNorm: the
+                                # model (frozen_backbone_bn) keeps the backbone's.
+                                frozen_bn=(config.model.frozen_bn and
+                                           config.model.frozen_bn_scope == "all"), mesh=mesh)
   return Run(config=config, workdir=os.path.abspath(workdir), data=data, model=model,
              make_model=make_model, objective=objective, state=state, driver=driver,
              evaluator=evaluator, schedules=schedules, image_shape=image_shape,

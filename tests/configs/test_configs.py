@@ -93,12 +93,18 @@ def _atoms(config):
           ("pooling", head.get("pooling")),
           # adam and adamw, "prefixed" and "discriminative" grouping share their code paths.
           ("optimizer", d["optimizer"]["name"].replace("adamw", "adam")),
-          ("schedule", d["schedule"]["name"])}
+          ("schedule", d["schedule"]["name"]),
+          ("frozen_bn_scope", d["model"]["frozen_bn"] and d["model"]["frozen_bn_scope"]),
+          ("warmup", bool(d["schedule"]["warmup_steps"])),
+          ("clip_value", bool(d["optimizer"]["grad_clip_value"])),
+          ("adversarial_dropout", bool(loss["adversarial_dropout"])),
+          ("stop_gradient_biased", bool(loss["kwargs"].get("stop_gradient_biased")))}
 
 
 # One cell of each table whose rows are new, trained even where the cover's atoms already hold
 # its setup.
-NEW_TABLE_CELLS = (("sgsl/table5", "softmax_sgsl", "cub200"), ("gsl/table3b", "type1", "resnext50"))
+NEW_TABLE_CELLS = (("sgsl/table5", "softmax_sgsl", "cub200"), ("gsl/table3b", "type1", "resnext50"),
+                   ("wsoftmax/table3", "wsoftmax_a1", "lfw"))
 
 
 def _smoke_cases():

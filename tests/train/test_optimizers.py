@@ -151,3 +151,98 @@ def test_gradient_clipping_by_global_norm():
   leaves = [np.asarray(x) - np.asarray(x0) for x, x0 in
             zip(jax.tree.leaves(p), jax.tree.leaves(_params()))]
   np.testing.assert_allclose(np.sqrt(sum(np.sum(d * d) for d in leaves)), 1.0, rtol=1e-5)
+
+
+def test_warmup_then_cosine_matches_fastreid():
+  # fastreid WarmupLR (linear, factor w) over W iterations, then the cosine to eta_min over the
+  # remaining T - W: SGSL's recipe (W = 1000, w = 0.1, eta_min = 5e-4 at lr 0.05 on CUB).
+  lr, w, big_w, total, eta = 0.05, 0.1, 1000, 9000, 5e-4
+  fn = optimizers.schedule_fn(_schedule(name="cosine", warmup_steps=big_w, warmup_factor=w,
+                                        final_fraction=eta / lr),
+                              base_lr=lr, steps_per_epoch=90, total_steps=total)
+
+  def want(t):
+    if t < big_w:
+      return lr * (w + (1 - w) * t / big_w)
+    return eta + (lr - eta) * (1 + math.cos(math.pi * (t - big_w) / (total - big_w))) / 2
+
+  for t in (0, 1, 250, 500, 999, 1000, 1001, 3000, 5000, 8999):
+    np.testing.assert_allclose(float(fn(t)), want(t), rtol=1e-5, err_msg=str(t))
+  np.testing.assert_allclose(float(fn(0)), 0.005, rtol=1e-6)
+
+
+def test_warmup_multiplies_other_schedules():
+  # fastreid WarmupMultiStepLR: the step schedule keeps its boundaries, times the warm-up factor.
+  fn = optimizers.schedule_fn(_schedule(name="step", boundaries=(1,), factor=0.1,
+                                        warmup_steps=20, warmup_factor=0.5),
+                              base_lr=1.0, steps_per_epoch=10, total_steps=100)
+  for t in (0, 5, 9, 10, 19, 20, 50):
+    ramp = 0.5 + 0.5 * t / 20 if t < 20 else 1.0
+    np.testing.assert_allclose(float(fn(t)), ramp * (1.0 if t < 10 else 0.1), rtol=1e-6)
+  # warmup_steps = 0 (the default) leaves every schedule as it was.
+  plain = optimizers.schedule_fn(_schedule(name="cosine"), base_lr=0.2, steps_per_epoch=10,
+                                 total_steps=100)
+  np.testing.assert_allclose(float(plain(0)), 0.2)
+
+
+def test_bad_warmup_names_the_field():
+  with pytest.raises(ValueError, match=r"config\.schedule\.warmup_steps=100 must be fewer"):
+    optimizers.schedule_fn(_schedule(name="cosine", warmup_steps=100), base_lr=1.0,
+                           steps_per_epoch=1, total_steps=100)
+  with pytest.raises(ValueError, match=r"warmup_factor in \[0, 1\]"):
+    optimizers.schedule_fn(_schedule(name="cosine", warmup_steps=10, warmup_factor=2.0),
+                           base_lr=1.0, steps_per_epoch=1, total_steps=100)
+
+
+def test_gradient_clipping_by_value_clips_each_component():
+  # ProxyAnchor: torch.nn.utils.clip_grad_value_(model and proxies, 10) before the step.
+  c = common.get_config()
+  c.optimizer.update(name="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, grad_clip_value=10.0)
+  params = _params()
+  tx, _ = optimizers.build_optimizer(c, params=params, batch_stats=_BATCH_STATS,
+                                     steps_per_epoch=1, total_steps=10)
+  rng = np.random.default_rng(0)
+  grads = jax.tree.map(lambda p: jnp.asarray(rng.uniform(-30, 30, p.shape), jnp.float32), params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  for g, u in zip(jax.tree.leaves(grads), jax.tree.leaves(updates)):
+    np.testing.assert_allclose(np.asarray(u), -np.clip(np.asarray(g), -10.0, 10.0), rtol=1e-6)
+  assert any(np.abs(np.asarray(g)).max() > 10 for g in jax.tree.leaves(grads))
+  c.optimizer.grad_clip_value = -1.0
+  with pytest.raises(ValueError, match=r"config\.optimizer\.grad_clip_value must be >= 0"):
+    optimizers.build_optimizer(c, params=params, batch_stats=_BATCH_STATS, steps_per_epoch=1,
+                               total_steps=10)
+
+
+def test_new_layers_lr_is_a_group_of_its_own():
+  # ProxyAnchor's groups: backbone lr, embedding lr * 1, proxies lr * 100; here three rates.
+  c = common.get_config()
+  c.optimizer.update(name="sgd", lr=0.1, head_lr=10.0, new_layers="head", new_layers_lr=0.5,
+                     momentum=0.0, weight_decay=0.0, warmup_epochs=1.0)
+  hist, schedules = _run(c, 3)  # 2 steps per epoch: steps 0 and 1 train only new layers + loss
+  assert set(schedules) == {"head", "backbone", "new"}
+  for t in range(3):
+    np.testing.assert_allclose(hist[t]["model"]["head"]["dense"]["kernel"], -0.5 * (t + 1))
+    np.testing.assert_allclose(hist[t]["loss"]["proxies"], -10.0 * (t + 1), rtol=1e-6)
+  np.testing.assert_array_equal(hist[1]["model"]["backbone"]["conv"]["kernel"], 0.0)
+  np.testing.assert_allclose(hist[2]["model"]["backbone"]["conv"]["kernel"], -0.1, rtol=1e-6)
+  # Without it the new layers train at head_lr, as before.
+  c.optimizer.new_layers_lr = None
+  hist, schedules = _run(c, 1)
+  assert "new" not in schedules
+  np.testing.assert_allclose(hist[0]["model"]["head"]["dense"]["kernel"], -10.0, rtol=1e-6)
+
+
+def test_frozen_bn_scope_backbone_labels_only_backbone_batchnorm():
+  params = {"model": {"backbone": {"bn": {"scale": jnp.ones(2), "bias": jnp.zeros(2)},
+                                   "conv": {"kernel": jnp.zeros(3)}},
+                      "head": {"bn_neck": {"scale": jnp.ones(2)}}}, "loss": {}}
+  stats = {"backbone": {"bn": {"mean": jnp.zeros(2), "var": jnp.ones(2)}},
+           "head": {"bn_neck": {"mean": jnp.zeros(2), "var": jnp.ones(2)}}}
+  labels = optimizers.param_labels(params, batch_stats=stats, frozen_bn=True,
+                                   frozen_bn_scope="backbone")
+  assert labels["model"]["backbone"]["bn"] == {"scale": "frozen", "bias": "frozen"}
+  assert labels["model"]["head"]["bn_neck"]["scale"] == "backbone"
+  every = optimizers.param_labels(params, batch_stats=stats, frozen_bn=True)
+  assert every["model"]["head"]["bn_neck"]["scale"] == "frozen"
+  with pytest.raises(ValueError, match=r"config\.model\.frozen_bn_scope must be one of"):
+    optimizers.param_labels(params, batch_stats=stats, frozen_bn=True, frozen_bn_scope="neck")
