@@ -52,9 +52,9 @@ def train_step(
   loss = objective(model(images), labels); grads = pmean over `axis_name` of d loss / d params;
   params <- tx(grads). With a cross-batch memory in the state (`config.loss.memory_size`), the
   global batch is enqueued first (`dmlax.losses.xbm_update`) and the loss compares this device's
-  anchors with the whole memory (`xbm_references`), as pml's `CrossBatchMemory`. The step key is `fold_in(rng, step)`, split into the loss's key (the same
-  on every device: random grouping must agree) and the dropout key (folded with the device
-  index). A non-finite loss or gradient norm leaves the state unchanged and sets
+  anchors with the whole memory (`xbm_references`), as pml's `CrossBatchMemory`. The step key
+  is `fold_in(rng, step)`, split into the loss's key (the same on every device: random grouping
+  must agree) and the dropout key (folded with the device index). A non-finite loss or gradient norm leaves the state unchanged and sets
   `metrics["finite"]` to False, so the caller can stop with the last good state.
 
   Args:

@@ -28,7 +28,8 @@ except ValueError as e:
   workers_error = str(e)
 after = dict(os.environ)
 changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-print(json.dumps({"changed": changed, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "parsed": flags.FLAGS.is_parsed(),
+print(json.dumps({"changed": changed, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                  "parsed": flags.FLAGS.is_parsed(),
                   "batch": list(batch["image"].shape), "workers_error": workers_error}))
 """
 
