@@ -73,6 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.aux_kwargs = ml_collections.ConfigDict()
   c.loss.softmax_epochs = 0.0
   c.loss.adversarial_dropout = 0.0   # GSL: adversarial DropOut rate p on the features (0: off)
+  c.loss.memory_size = 0             # cross-batch memory slots (0: off; losses with references)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"

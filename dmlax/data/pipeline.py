@@ -151,7 +151,10 @@ def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | Non
   `numpy.random.default_rng([seed, 2, k])`, so batches do not depend on `process_count`, on
   threads or on worker processes. Labels are remapped to `[0, info(name).num_classes)`.
   `num_threads` reader threads (default: the CPU count, at most 16); `num_workers > 0` adds
-  that many grain worker processes (`mp_prefetch`) for augmentation-heavy inputs.
+  that many grain worker processes (`mp_prefetch`) for augmentation-heavy inputs; grain reads
+  absl flags there, so the caller runs under `absl.app.run` (as experiments/*.py do) or parses
+  them first (`absl.flags.FLAGS.mark_as_parsed()` in a plain script); this library leaves the
+  process's flags alone.
 
   Example:
     >>> it = train_iterator("digits", batch_size=32, seed=0)
@@ -168,6 +171,13 @@ def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | Non
     raise ValueError(f"{name} (task {task_name}) has no training split: the protocol only "
                      "evaluates on it (e.g. LFW: the W-Softmax paper trains on CASIA-WebFace)")
   _image_size(name, image_size, augment)
+  if num_workers:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    if not flags.FLAGS.is_parsed():
+      raise ValueError(
+          f"num_workers={num_workers}: grain's worker processes read absl flags, which nothing "
+          "has parsed in this process; run under absl.app.run (as experiments/*.py do) or call "
+          "absl.flags.FLAGS.mark_as_parsed() first, or pass num_workers=0")
   records = _Records(name, task, task_obj.train_split, data_dir)
   global_batch = batch_size * process_count
   if sampler == "random":
@@ -186,9 +196,6 @@ def train_iterator(name: str, *, batch_size: int, seed: int, data_dir: str | Non
     dataset = (grain.MapDataset.source(slots).map(loader).batch(batch_size)
                .to_iter_dataset(_read_options(num_threads)))
     if num_workers:
-      from absl import flags  # pylint: disable=g-import-not-at-top
-      if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; outside absl.app
-        flags.FLAGS.mark_as_parsed()   # (a plain script, pytest) nothing has parsed them.
       dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
     return dataset
 

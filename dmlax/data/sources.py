@@ -81,8 +81,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
           f"{name} needs a manual download; {', '.join(missing)} not found in {manual}. "
           f"{entry.manual.replace('MANUAL_DIR', manual)} (pass --manual_dir to look elsewhere)")
     manual_dir = manual
-  # Keep TensorFlow (imported by tfds's writers) off any accelerator.
-  os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+  _tensorflow_off_accelerators()
   config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   try:
     builder.download_and_prepare(download_config=config)
@@ -103,6 +102,23 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
         f"{os.path.join(data_dir, entry.tfds_name)}; delete it before retrying") from e
   split_labels(name, task=task_name, data_dir=data_dir)  # Caches the label index.
   return os.fspath(builder.data_dir)
+
+
+def _tensorflow_off_accelerators() -> None:
+  """Hides GPUs from TensorFlow (imported by tfds's writers, which only encode records), so that
+  preparing never takes accelerator memory from JAX in the same process.
+
+  TensorFlow's own device setting, not CUDA_VISIBLE_DEVICES: the environment is the process's
+  (JAX reads it too) and this is a library call.
+  """
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  except ImportError:  # tfds reports what it misses when it needs it
+    return
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # TensorFlow initialised its devices already; nothing left to hide
+    pass
 
 
 def _check_files(builder, split: str, name: str, hint: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from absl import logging
 import jax
 import ml_collections
+import numpy as np
 
 from dmlax.train import checks
 from dmlax.train import reporting
@@ -43,7 +44,15 @@ class NonFiniteError(FloatingPointError):
 
 
 class _Sigterm:
-  """Records SIGTERM so that the loop can save and return at the next step boundary."""
+  """Records SIGTERM so that the loop can save and return at the next step boundary.
+
+  With several processes, each receives its own signal, possibly at different steps, while a
+  checkpoint save is collective (orbax: every process writes its shards and they meet at
+  barriers): a process saving alone would wait forever for the others. So every process calls
+  `agreed()` once per step and the flags are all-gathered: any process's SIGTERM stops all of
+  them after the same step. It costs one small host collective per step (the host then waits for
+  the step it just dispatched), only when `jax.process_count() > 1`.
+  """
 
   def __init__(self):
     self.received = False
@@ -59,6 +68,14 @@ class _Sigterm:
   def _handle(self, signum, frame):
     del signum, frame
     self.received = True
+
+  def agreed(self) -> bool:
+    """Whether any process has received SIGTERM (every process calls this at every step)."""
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      flags = multihost_utils.process_allgather(np.int32(self.received))
+      self.received = bool(np.any(flags))
+    return self.received
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -229,7 +246,8 @@ def _train(run, ckpt, reporter, iterator, state, meta, start_time) -> dict[str, 
         reporter.progress(step, scalars, rate)
         rate_t, rate_step = now, step
       do_eval = config.eval.every_steps and step % config.eval.every_steps == 0 and not is_last
-      do_save = step % config.checkpoint.every_steps == 0 or is_last or sigterm.received
+      stop = sigterm.agreed()  # the same on every process (see _Sigterm)
+      do_save = step % config.checkpoint.every_steps == 0 or is_last or stop
       if do_eval or do_save:
         metrics.drain()
         host_state = driver.get_state(dstate)
@@ -238,7 +256,7 @@ def _train(run, ckpt, reporter, iterator, state, meta, start_time) -> dict[str, 
         if do_save and not is_last:
           save(host_state)
           metrics.last_good = step
-      if sigterm.received and not is_last:
+      if stop and not is_last:
         ckpt.wait()
         reporter.flush()
         logging.info("SIGTERM: saved step %d to %s; exiting", step, ckpt.directory)

@@ -18,8 +18,11 @@ A kind knows three things, so that nothing else in the trainer branches on it:
   MULTI_PROXIES(_SOFT_TRIPLE)  proxies (C, K, D)              third argument        proxy sim.
   CENTERS              centers (C, D), zeros                  third argument        None
   RADIUS               radius (), one                         after the labels      None
+  BETA / CLASS_BETA    beta () or (C,), 1.2                   after the labels      None
+  SUBCENTERS           subcenters (D, C, K)                   third argument W      max_k cos
 
-(proxy sim.: `dmlax.losses.multi_proxy_similarity` with the loss's `gamma`, default 0.1.)
+(proxy sim.: `dmlax.losses.multi_proxy_similarity` with the loss's `gamma`, default 0.1;
+max_k cos: the largest cosine of a class's K = `config.loss.num_proxies` sub-centers.)
 
 The array names are the keys of the train state's `params["loss"]` (an auxiliary loss's get the
 prefix "aux_"), so the optimiser's "head" group and checkpoints see one leaf per array.
@@ -173,6 +176,64 @@ class Radius:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Boundary:
+  """Margin loss's learnable boundary beta: one scalar, or one per class (`per_class`).
+
+  Wu et al. ("Sampling Matters in Deep Embedding Learning", ICCV 2017, section 5) learn beta,
+  class-specific beta^(class) in their experiments, starting at beta_0 = 1.2; pml's `MarginLoss`
+  learns one scalar unless given `num_classes`.
+  """
+  per_class: bool = False
+  initial: float = 1.2
+  names: tuple[str, ...] = ("beta",)
+  has_logits = False
+
+  def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
+    del key, dim, num_proxies
+    shape = (num_classes,) if self.per_class else ()
+    return {"beta": jnp.full(shape, self.initial, jnp.float32)}
+
+  def call_args(self, features, params: dict) -> tuple[Array, tuple, dict]:
+    return features, (params["beta"],), {}
+
+  def logits(self, features, params: dict, kwargs: dict) -> None:
+    del features, params, kwargs
+    return None
+
+
+# U(-1/sqrt(D), 1/sqrt(D)) as `torch_linear_init`, for (D, C, K): fan-in D, every sub-center
+# initialised as one column of a Linear layer.
+_subcenter_init = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform",
+                                                        in_axis=0, out_axis=(1, 2))
+
+
+@dataclasses.dataclass(frozen=True)
+class SubCenters:
+  """Sub-center ArcFace's K sub-centers per class, W (D, C, K), K = config.loss.num_proxies.
+
+  Test-time logits are each class's largest sub-center cosine, max_k x^T W_ck / (|x| |W_ck|)
+  (Deng et al., "Sub-center ArcFace", ECCV 2020, eq. 1 without the margin).
+  """
+  names: tuple[str, ...] = ("subcenters",)
+  has_logits = True
+
+  def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
+    if num_proxies < 1:
+      raise ValueError(f"config.loss.num_proxies (sub-centers per class) must be >= 1, got "
+                       f"{num_proxies}")
+    return {"subcenters": _subcenter_init(key, (dim, num_classes, num_proxies), jnp.float32)}
+
+  def call_args(self, features, params: dict) -> tuple[Array, tuple, dict]:
+    return features, (params["subcenters"],), {}
+
+  def logits(self, features, params: dict, kwargs: dict) -> Array:
+    del kwargs
+    w = normalization.l2_normalize(params["subcenters"], axis=0)
+    x = normalization.l2_normalize(features, axis=-1)
+    return jnp.max(jnp.einsum("nd,dck->nck", x, w), axis=-1)
+
+
 ParamKind = Any  # any of the classes above: names, has_logits, init, call_args, logits
 
 NO_PARAMS = NoParams()
@@ -185,3 +246,6 @@ MULTI_PROXIES = Proxies(multi=True)
 MULTI_PROXIES_SOFT_TRIPLE = Proxies(multi=True, initializer=initializers.soft_triple_init)
 CENTERS = Centers()
 RADIUS = Radius()
+BETA = Boundary()
+CLASS_BETA = Boundary(per_class=True)
+SUBCENTERS = SubCenters()

@@ -11,6 +11,7 @@ Every row of the papers' comparison tables is a config change:
   config.loss.aux_kwargs = {}                 #   these hyperparameters
   config.loss.softmax_epochs = 0.0            # W-Softmax recipe: plain softmax CE first
   config.loss.adversarial_dropout = 0.0       # GSL: adversarial DropOut rate p of the features
+  config.loss.memory_size = 0                 # cross-batch memory slots (0: off), pair losses
 
 Adding a loss to the trainer: write the pure function in `dmlax/losses/` (exported from
 `dmlax/losses/__init__.py`), then add one line to `LOSSES` below naming the function and the
@@ -78,6 +79,11 @@ class LossEntry:
     return "lam" in self._parameters
 
   @property
+  def takes_references(self) -> bool:
+    """The loss compares its anchors with `references=` (e.g. a cross-batch memory)."""
+    return "references" in self._parameters
+
+  @property
   def takes_labels(self) -> bool:
     names = list(self._parameters)
     return len(names) > 1 and names[1] == "labels"
@@ -121,6 +127,16 @@ LOSSES: dict[str, LossEntry] = {
     "multi_similarity": LossEntry(losses.multi_similarity_loss),
     "center": LossEntry(losses.center_loss, kinds.CENTERS),
     "ring": LossEntry(losses.ring_loss, kinds.RADIUS),
+    "ntxent": LossEntry(losses.ntxent_loss),
+    "supcon": LossEntry(losses.supcon_loss),
+    "circle": LossEntry(losses.circle_loss),
+    # Wu et al.'s learnable boundary beta: one scalar (pml's default) or one per class.
+    "margin": LossEntry(losses.margin_loss, kinds.BETA),
+    "margin_class_beta": LossEntry(losses.margin_loss, kinds.CLASS_BETA),
+    "lifted_structure": LossEntry(losses.lifted_structure_loss),
+    # K = config.loss.num_proxies sub-centers per class.
+    "subcenter_arcface": LossEntry(losses.subcenter_arcface_loss, kinds.SUBCENTERS),
+    "multiclass_hinge": LossEntry(losses.multiclass_hinge_loss, kinds.CLASSIFIER),
 }
 
 
@@ -130,16 +146,25 @@ class Objective:
 
   Attributes:
     init: `(rng, features) -> params` (a dict, possibly empty) given a (B, D) feature batch.
-    apply: `(features, labels, params, *, step, rng, axis_name) -> (loss, aux)`, `aux` a dict
-      of scalars to log. Per device; with `axis_name`, a global-batch loss (see module doc).
+    apply: `(features, labels, params, *, step, rng, axis_name, references=None) -> (loss,
+      aux)`, `aux` a dict of scalars to log. Per device; with `axis_name`, a global-batch loss
+      (see module doc). `references` (the cross-batch memory's) go to the main loss.
     logits: `(features, params) -> (N, C)` class scores for top-1 error, or None when the loss
       owns no class parameters.
     num_classes: C.
+    memory_size: slots of the cross-batch memory (`config.loss.memory_size`), 0 for none.
   """
   init: Callable[[jax.Array, jax.Array], dict]
   apply: Callable[..., tuple[jax.Array, dict]]
   logits: Callable[[jax.Array, dict], jax.Array] | None
   num_classes: int
+  memory_size: int = 0
+
+  def init_memory(self, features: jax.Array) -> losses.XBMState | None:
+    """An empty cross-batch memory for (B, D) `features`, or None without one."""
+    if not self.memory_size:
+      return None
+    return losses.xbm_init(self.memory_size, int(features.shape[-1]))
 
 
 def lookup(name: str, field: str = "config.loss.name") -> LossEntry:
@@ -174,8 +199,10 @@ class _Term:
                                     num_proxies=num_proxies)
     return {self.prefix + n: v for n, v in values.items()}
 
-  def __call__(self, features, labels, params, *, rng, axis_name, step):
+  def __call__(self, features, labels, params, *, rng, axis_name, step, references=None):
     entry, kw = self.entry, dict(self.kwargs)
+    if references is not None:
+      kw["references"] = references
     if entry.rng_keyword:
       kw[entry.rng_keyword] = rng
     if entry.anneals_lambda and "lam" not in kw:
@@ -201,7 +228,8 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
 
   Raises:
     ValueError: an unknown `config.loss.name` or `config.loss.aux_name` (listing the known
-      names), or hyperparameters the loss does not take.
+      names), hyperparameters the loss does not take, or a `config.loss.memory_size` the loss
+      or the batch cannot use.
 
   Example:
     >>> objective = build_objective(config, num_classes=100, steps_per_epoch=50)
@@ -216,7 +244,8 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
   if cfg.aux_name:
     aux = _Term(lookup(cfg.aux_name, "config.loss.aux_name"), cfg.aux_kwargs.to_dict(),
                 "config.loss.aux_kwargs", prefix="aux_")
-  if isinstance(main_entry.params, kinds.Proxies) and main_entry.params.multi and (
+  if (isinstance(main_entry.params, kinds.SubCenters) or (
+      isinstance(main_entry.params, kinds.Proxies) and main_entry.params.multi)) and (
       cfg.num_proxies < 1):
     raise ValueError(f"config.loss.num_proxies must be >= 1, got {cfg.num_proxies}")
   softmax_steps = int(round(cfg.softmax_epochs * steps_per_epoch))
@@ -225,6 +254,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
                      f"a classifier loss; config.loss.name={cfg.name!r} owns "
                      f"{main_entry.params.names or 'no parameters'}")
   softmax = _Term(LOSSES["softmax"], {}, "config.loss.kwargs")
+  memory_size = _memory_size(config, main_entry)
   adv_rate = float(cfg.get("adversarial_dropout", 0.0) or 0.0)
   if not 0.0 <= adv_rate < 1.0:
     raise ValueError(f"config.loss.adversarial_dropout must be in [0, 1), got {adv_rate}")
@@ -238,8 +268,9 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       params.update(aux.init(k_aux, **shape))
     return params
 
-  def apply(features, labels, params, *, step, rng, axis_name=None):
-    call = functools.partial(main, rng=rng, axis_name=axis_name, step=step)
+  def apply(features, labels, params, *, step, rng, axis_name=None, references=None):
+    call = functools.partial(main, rng=rng, axis_name=axis_name, step=step,
+                             references=references)
     clean = features
     if adv_rate > 0:
       features = adversarial_features(call, features, labels, params, rate=adv_rate)
@@ -272,7 +303,29 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
   if main_entry.params.has_logits:
     def logits(features, params):
       return main_entry.params.logits(features, main.own(params), main_kwargs)
-  return Objective(init=init, apply=apply, logits=logits, num_classes=num_classes)
+  return Objective(init=init, apply=apply, logits=logits, num_classes=num_classes,
+                  memory_size=memory_size)
+
+
+def _memory_size(config: ml_collections.ConfigDict, entry: LossEntry) -> int:
+  """`config.loss.memory_size`, checked: a non-negative integer, for a loss that takes
+  `references`, at least the global batch (each step enqueues it whole)."""
+  size = config.loss.get("memory_size", 0) or 0
+  if isinstance(size, bool) or int(size) != size or size < 0:
+    raise ValueError(f"config.loss.memory_size must be a non-negative integer (0: no cross-batch "
+                     f"memory), got {size!r}")
+  size = int(size)
+  if size == 0:
+    return 0
+  if not entry.takes_references:
+    usable = sorted(n for n, e in LOSSES.items() if e.takes_references)
+    raise ValueError(f"config.loss.memory_size={size} (cross-batch memory) needs a loss that "
+                     f"takes references; config.loss.name={config.loss.name!r} "
+                     f"(dmlax.losses.{entry.fn.__name__}) does not. Losses that do: {usable}")
+  if size < config.batch_size:
+    raise ValueError(f"config.loss.memory_size={size} must be at least config.batch_size="
+                     f"{config.batch_size} (every step enqueues the global batch)")
+  return size
 
 
 def adversarial_features(loss_fn, features, labels, params, *, rate: float):

@@ -140,7 +140,10 @@ def param_labels(params: dict, *, batch_stats, new_layers: tuple[str, ...] = (),
       return "frozen"
     return new_layers_group if path[1] in new_layers else "backbone"
 
-  return traverse_util.unflatten_dict({path: label(path) for path in flat})
+  # Mapped over `params` itself, not rebuilt from `flat`: flattening drops empty subtrees (the
+  # {} of a loss that owns no parameters), and multi_transform needs the very same structure.
+  return jax.tree_util.tree_map_with_path(lambda path, _: label(tuple(k.key for k in path)),
+                                          params)
 
 
 def _base_optimizer(opt: ml_collections.ConfigDict, lr: Callable) -> optax.GradientTransformation:

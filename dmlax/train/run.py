@@ -169,7 +169,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
   batch_stats = variables.get("batch_stats", {})
   tx, schedules = optimizers_lib.build_optimizer(config, params=params, batch_stats=batch_stats,
                                                  steps_per_epoch=spe, total_steps=total)
-  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats)
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats,
+                            memory=objective.init_memory(features))
   driver = step_lib.make_driver(config.parallel, make_model, objective, rng=step_rng,
                                 # A backbone-only freeze trains the head's BatchNorm: the
                                 # model (frozen_backbone_bn) keeps the backbone's.

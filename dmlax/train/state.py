@@ -14,6 +14,7 @@ class TrainState(train_state.TrainState):
 
   `params` is `{"model": <backbone and head params>, "loss": <classifier / proxies / centres>}`;
   the loss owns its parameters (see `dmlax.train.objectives`), the model never sees them.
+  `memory` is the cross-batch memory (`dmlax.losses.memory`) when the config asks for one.
   `apply_fn` and `tx` are static (not saved); `to_checkpoint`/`from_checkpoint` convert the
   array part to and from plain nested dicts, which is what the checkpoints hold.
 
@@ -22,6 +23,7 @@ class TrainState(train_state.TrainState):
     ...                           batch_stats=variables.get("batch_stats", {}))
   """
   batch_stats: Any = None
+  memory: Any = None  # `dmlax.losses.XBMState` with config.loss.memory_size > 0, else None
 
   @classmethod
   def create(cls, *, apply_fn, params, tx, **kwargs) -> "TrainState":
@@ -37,13 +39,17 @@ class TrainState(train_state.TrainState):
     return state.replace(step=np.zeros((), np.int32))
 
   def to_checkpoint(self) -> dict:
-    """The arrays of the state as nested dicts (step, params, batch_stats, opt_state)."""
-    return {
+    """The arrays of the state as nested dicts (step, params, batch_stats, opt_state, and
+    memory when there is one)."""
+    out = {
         "step": self.step,
         "params": self.params,
         "batch_stats": self.batch_stats,
         "opt_state": flax.serialization.to_state_dict(self.opt_state),
     }
+    if self.memory is not None:
+      out["memory"] = dict(self.memory._asdict())
+    return out
 
   def from_checkpoint(self, restored: dict) -> "TrainState":
     """This state with its arrays replaced by those of `restored` (as `to_checkpoint` wrote)."""
@@ -52,5 +58,7 @@ class TrainState(train_state.TrainState):
         params=restored["params"],
         batch_stats=restored["batch_stats"],
         opt_state=flax.serialization.from_state_dict(self.opt_state, restored["opt_state"]),
+        memory=(None if self.memory is None
+                else type(self.memory)(**{k: restored["memory"][k] for k in self.memory._fields})),
     )
 

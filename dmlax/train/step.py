@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from dmlax import losses
 from dmlax.train.objectives import Objective
 from dmlax.train.state import TrainState
 
@@ -49,9 +50,11 @@ def train_step(
   """One optimiser step on this device's share of the batch.
 
   loss = objective(model(images), labels); grads = pmean over `axis_name` of d loss / d params;
-  params <- tx(grads). The step key is `fold_in(rng, step)`, split into the loss's key (the same
-  on every device: random grouping must agree) and the dropout key (folded with the device
-  index). A non-finite loss or gradient norm leaves the state unchanged and sets
+  params <- tx(grads). With a cross-batch memory in the state (`config.loss.memory_size`), the
+  global batch is enqueued first (`dmlax.losses.xbm_update`) and the loss compares this device's
+  anchors with the whole memory (`xbm_references`), as pml's `CrossBatchMemory`. The step key
+  is `fold_in(rng, step)`, split into the loss's key (the same on every device: random grouping
+  must agree) and the dropout key (folded with the device index). A non-finite loss or gradient norm leaves the state unchanged and sets
   `metrics["finite"]` to False, so the caller can stop with the last good state.
 
   Args:
@@ -86,18 +89,24 @@ def train_step(
       features = model.apply(variables, batch["image"], train=not frozen_bn, rngs=rngs)
       new_stats = state.batch_stats
     features = features.astype(jnp.float32)
+    memory, references = state.memory, None
+    if memory is not None:
+      # Cross-batch memory: enqueue the global batch, then its anchors meet the whole memory.
+      memory = losses.xbm_update(memory, features, batch["label"], axis_name=axis_name)
+      references = losses.xbm_references(memory, features.shape[0], axis_name=axis_name)
     loss, aux = objective.apply(features, batch["label"], params["loss"], step=state.step,
-                                rng=loss_key, axis_name=axis_name)
-    return loss, (aux, new_stats)
+                                rng=loss_key, axis_name=axis_name, references=references)
+    return loss, (aux, new_stats, memory)
 
-  (loss, (aux, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (aux, new_stats, memory)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
   metrics = {"loss": loss, **aux}
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
-  new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
+  new_state = state.apply_gradients(grads=grads, batch_stats=new_stats, memory=memory)
   new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
   metrics.update(grad_norm=grad_norm, finite=finite)
   return new_state, metrics

@@ -59,6 +59,10 @@ VARIANTS = {
     "group_softmax_random": dict(name="group_softmax", kwargs={"grouping": "random"}),
     # GSL's adversarial DropOut of 3 of the 12 feature components, before group softmax.
     "group_softmax_adversarial": dict(name="group_softmax", adversarial_dropout=0.25),
+    # Cross-batch memory of two global batches: the third step overwrites the first.
+    "contrastive_memory": dict(name="contrastive", memory_size=2 * GLOBAL_BATCH),
+    "ntxent_memory": dict(name="ntxent", memory_size=2 * GLOBAL_BATCH),
+    "margin_class_beta_memory": dict(name="margin_class_beta", memory_size=2 * GLOBAL_BATCH),
 }
 # Losses that send no gradient into their own parameters (only weight decay moves them).
 NO_GRADIENT_INTO_PARAMS = ("stop_gradient_softmax",)
@@ -72,6 +76,7 @@ def _config(case):
   c.loss.kwargs.update(spec.pop("kwargs", {}))
   for k, v in spec.items():
     c.loss[k] = v
+  c.batch_size = GLOBAL_BATCH
   c.optimizer.name = "sgd"
   c.optimizer.lr = 0.05
   c.optimizer.head_lr = 0.1
@@ -94,7 +99,8 @@ def _initial_state(config, objective, batches):
   tx, _ = optimizers.build_optimizer(config, params=params, batch_stats=variables["batch_stats"],
                                      steps_per_epoch=1, total_steps=STEPS)
   return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                                     batch_stats=variables["batch_stats"])
+                                     batch_stats=variables["batch_stats"],
+                                     memory=objective.init_memory(features))
 
 
 def _train(driver_name, config, objective, init_state, batches):
@@ -107,7 +113,13 @@ def _train(driver_name, config, objective, init_state, batches):
 
 
 def _combined(objs):
-  """One objective: the sum of `objs` (name -> Objective), each with its own parameters."""
+  """One objective: the sum of `objs` (name -> Objective), each with its own parameters.
+
+  The cases with a cross-batch memory share one (all see the same features and labels), of the
+  size they all ask for.
+  """
+  sizes = {o.memory_size for o in objs.values() if o.memory_size}
+  assert len(sizes) <= 1, sizes
 
   def init(rng, features):
     # Pytree utilities drop empty dicts, so losses without parameters get no entry.
@@ -115,16 +127,17 @@ def _combined(objs):
               for i, (name, o) in enumerate(objs.items())}
     return {name: p for name, p in params.items() if p}
 
-  def apply(features, labels, params, *, step, rng, axis_name=None):
+  def apply(features, labels, params, *, step, rng, axis_name=None, references=None):
     total, aux = 0.0, {}
     for name, o in objs.items():
       loss, _ = o.apply(features, labels, params.get(name, {}), step=step, rng=rng,
-                        axis_name=axis_name)
+                        axis_name=axis_name, references=references if o.memory_size else None)
       total = total + loss
       aux[name] = loss
     return total, aux
 
-  return objectives.Objective(init=init, apply=apply, logits=None, num_classes=NUM_CLASSES)
+  return objectives.Objective(init=init, apply=apply, logits=None, num_classes=NUM_CLASSES,
+                              memory_size=max(sizes, default=0))
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +191,10 @@ def test_eight_devices_equal_one_model_and_optimiser(trained):
                                 rtol=1e-5, custom_message=driver)
     chex.assert_trees_all_close(multi.batch_stats, single.batch_stats, atol=1e-5, rtol=1e-5)
     chex.assert_trees_all_close(multi.opt_state, single.opt_state, atol=1e-5, rtol=1e-5)
+    # The memory holds the last two global batches' embeddings, in device order.
+    assert int(single.memory.filled) == 2 * GLOBAL_BATCH and int(single.memory.pointer) == 32
+    chex.assert_trees_all_close(multi.memory, single.memory, atol=1e-5, rtol=1e-5,
+                                custom_message=driver)
 
 
 def test_signature_decides_how_a_loss_is_called():
@@ -185,8 +202,12 @@ def test_signature_decides_how_a_loss_is_called():
   entries = objectives.LOSSES
   for name in ("group_softmax", "softmax_sgsl", "proxy_anchor", "mpa", "mpa_dw", "mpa_ap"):
     assert entries[name].couples_batch, name
-  for name in ("triplet", "contrastive", "multi_similarity", "softmax"):
+  for name in ("triplet", "contrastive", "multi_similarity", "ntxent", "supcon", "circle",
+               "margin", "lifted_structure", "subcenter_arcface"):
+    assert entries[name].couples_batch, name
+  for name in ("softmax", "multiclass_hinge", "center"):
     assert not entries[name].couples_batch, name
+  assert entries["margin"].takes_references and not entries["lifted_structure"].takes_references
   assert entries["noisy_softmax"].rng_keyword == "key"
   assert entries["group_softmax"].rng_keyword == "rng"
   assert entries["sphereface"].anneals_lambda and not entries["cosface"].anneals_lambda

@@ -158,3 +158,49 @@ def test_adversarial_dropout_flips_ceil_pd_and_does_not_lower_the_loss(rate):
   assert float(loss) >= float(clean_loss(jnp.asarray(x))[0])
   with pytest.raises(ValueError, match=r"config\.loss\.adversarial_dropout must be in \[0, 1\)"):
     _objective(name="group_softmax", adversarial_dropout=1.0)
+
+
+@pytest.mark.parametrize("name,kw,shape", [
+    ("margin", {}, ()),                       # pml's MarginLoss: one learnable beta
+    ("margin_class_beta", {}, (3,)),          # Wu et al.'s beta^(class)
+])
+def test_margin_loss_owns_a_learnable_beta_started_at_1_2(name, kw, shape):
+  x, y = _data()
+  obj = _objective(name=name, **kw)
+  params = obj.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  np.testing.assert_array_equal(params["beta"], np.full(shape, 1.2, np.float32))
+  loss, _ = obj.apply(jnp.asarray(x), jnp.asarray(y), params, step=0, rng=jax.random.PRNGKey(1))
+  from dmlax import losses  # pylint: disable=g-import-not-at-top
+  np.testing.assert_allclose(loss, losses.margin_loss(x, y, params["beta"]), rtol=1e-6)
+  grad = jax.grad(lambda p: obj.apply(jnp.asarray(x), jnp.asarray(y), p, step=0,
+                                      rng=jax.random.PRNGKey(1))[0])(params)
+  assert np.all(np.isfinite(grad["beta"])) and np.any(grad["beta"] != 0)
+  assert obj.logits is None
+
+
+def test_subcenter_arcface_owns_k_subcenters_and_scores_by_the_best_one():
+  x, y = _data(batch=5, dim=4, num_classes=3)
+  obj = _objective(name="subcenter_arcface", num_proxies=2)
+  params = obj.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  w = np.asarray(params["subcenters"], np.float64)
+  assert w.shape == (4, 3, 2)
+  # PyTorch Linear's fan-in bound 1/sqrt(D) for every sub-center.
+  assert np.abs(w).max() <= 0.5 and np.abs(w).max() > 0.25
+  xn = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+  wn = w / np.linalg.norm(w, axis=0, keepdims=True)
+  expected = np.einsum("nd,dck->nck", xn, wn).max(-1)
+  np.testing.assert_allclose(obj.logits(jnp.asarray(x), params), expected, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="config.loss.num_proxies"):
+    _objective(name="subcenter_arcface", num_proxies=0)
+
+
+def test_multiclass_hinge_scores_are_x_w():
+  x, y = _data()
+  obj = _objective(name="multiclass_hinge", kwargs={"variant": "weston_watkins"})
+  params = obj.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  z = x.astype(np.float64) @ np.asarray(params["classifier"], np.float64)
+  np.testing.assert_allclose(obj.logits(jnp.asarray(x), params), z, rtol=1e-5, atol=1e-6)
+  margins = np.maximum(0.0, 1.0 + z - z[np.arange(len(y)), y][:, None])
+  margins[np.arange(len(y)), y] = 0.0
+  loss, _ = obj.apply(jnp.asarray(x), jnp.asarray(y), params, step=0, rng=jax.random.PRNGKey(1))
+  np.testing.assert_allclose(loss, margins.sum(1).mean(), rtol=1e-5)
