@@ -136,7 +136,6 @@ LOSSES: dict[str, LossEntry] = {
     "lifted_structure": LossEntry(losses.lifted_structure_loss),
     # K = config.loss.num_proxies sub-centers per class.
     "subcenter_arcface": LossEntry(losses.subcenter_arcface_loss, kinds.SUBCENTERS),
-    "multiclass_hinge": LossEntry(losses.multiclass_hinge_loss, kinds.CLASSIFIER),
 }
 
 
