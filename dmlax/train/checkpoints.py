@@ -69,9 +69,26 @@ class Checkpoints:
     async_save: write in a background thread (orbax's async checkpointing).
 
   Example:
-    >>> ckpt = Checkpoints(workdir, keep=2, best_metric="recall@1")
-    >>> ckpt.save(step, state, data_state=iterator.get_state(), meta={})
-    >>> restored = ckpt.restore_latest(state)   # None when the workdir has none
+    >>> import tempfile
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> from dmlax.train.state import TrainState
+    >>> state = TrainState.create(apply_fn=None, params={"w": jnp.ones((2, 3))},
+    ...                           tx=optax.sgd(0.1, momentum=0.9), batch_stats={})
+    >>> ckpt = Checkpoints(tempfile.mkdtemp(), keep=2, best_metric="recall@1")
+    >>> ckpt.restore_latest(state) is None   # a fresh workdir holds none
+    True
+    >>> # The loop passes the data iterator's state (`iterator.get_state()`, a JSON dict).
+    >>> ckpt.save(10, state, data_state={"epoch": 0, "index": 160}, meta={"note": "demo"})
+    >>> ckpt.save_best(10, state, metrics={"recall@1": 0.5}, meta={})
+    >>> ckpt.latest_step()
+    10
+    >>> restored, data_state, meta = ckpt.restore_latest(state)   # `state` is the template
+    >>> restored.params["w"].shape, data_state, meta
+    ((2, 3), {'epoch': 0, 'index': 160}, {'note': 'demo'})
+    >>> ckpt.restore_best(state) is not None
+    True
+    >>> ckpt.close()
   """
 
   def __init__(self, workdir: str, *, keep: int = 3, best_metric: str | None = None,

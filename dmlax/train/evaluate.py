@@ -108,8 +108,20 @@ class Evaluator:
       the error saying where to put it).
 
   Example:
-    >>> metrics = Evaluator(data, model, objective, ks=(1, 2), batch_size=256, mesh=mesh)(state)
-    >>> metrics["recall@1"]
+    `dmlax.train.run.setup` builds the run's evaluator; here one of its own, on the smoke run's
+    digits retrieval split and untrained initial state:
+
+    >>> import tempfile
+    >>> from configs import quickstart
+    >>> from dmlax.train import run as run_lib
+    >>> run = run_lib.setup(quickstart.get_config("mpa,smoke"), tempfile.mkdtemp())
+    >>> evaluator = Evaluator(run.data, run.model, run.objective, ks=(1, 2), batch_size=256,
+    ...                       mesh=run.mesh)
+    >>> metrics = evaluator(run.state)
+    >>> sorted(k for k in metrics if k.startswith("recall@"))
+    ['recall@1', 'recall@2']
+    >>> 0.0 <= metrics["recall@1"] <= metrics["recall@2"] <= 1.0
+    True
   """
 
   def __init__(self, data: RunData, model, objective: Objective | None, *, ks, batch_size: int,

@@ -152,9 +152,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir returns its results without training.
 
   Example:
+    Two steps of the smoke config (`quickstart.get_config("mpa")` is the real 300-step run):
+
+    >>> import tempfile
     >>> from configs import quickstart
-    >>> results = train_and_evaluate(quickstart.get_config("mpa"), "/tmp/digits_mpa")
-    >>> results["final"]["recall@1"]
+    >>> config = quickstart.get_config("mpa,smoke")
+    >>> config.num_train_steps = 2
+    >>> results = train_and_evaluate(config, tempfile.mkdtemp())
+    >>> results["status"], results["steps"]
+    ('done', 2)
+    >>> 0.0 <= results["final"]["recall@1"] <= 1.0
+    True
   """
   start_time = time.time()
   run = run_lib.setup(config, os.path.abspath(workdir))
@@ -296,7 +304,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   """Restores the `which` ("latest" or "best") checkpoint of `workdir` and evaluates it.
 
   Example:
-    >>> evaluate_checkpoint(config, "/tmp/digits_mpa", which="best")["recall@1"]
+    >>> import tempfile
+    >>> from configs import quickstart
+    >>> config = quickstart.get_config("mpa,smoke")
+    >>> config.num_train_steps = 2
+    >>> workdir = tempfile.mkdtemp()
+    >>> _ = train_and_evaluate(config, workdir)
+    >>> metrics = evaluate_checkpoint(config, workdir, which="best")
+    >>> metrics["step"], 0.0 <= metrics["recall@1"] <= 1.0
+    (2, True)
   """
   if which not in ("latest", "best"):
     raise ValueError(f"which must be 'latest' or 'best', got {which!r}")

@@ -231,9 +231,26 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       or the batch cannot use.
 
   Example:
-    >>> objective = build_objective(config, num_classes=100, steps_per_epoch=50)
-    >>> params = objective.init(jax.random.key(0), features)
-    >>> loss, aux = objective.apply(features, labels, params, step=0, rng=key, axis_name=None)
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from configs import common
+    >>> config = common.get_config()
+    >>> config.loss.name, config.loss.num_proxies = "mpa", 2   # two proxies per class
+    >>> objective = build_objective(config, num_classes=10, steps_per_epoch=50)
+    >>> features = jax.random.normal(jax.random.key(0), (8, 16))   # (batch, embedding)
+    >>> labels = jnp.arange(8) % 4
+    >>> params = objective.init(jax.random.key(1), features)   # the loss's own parameters
+    >>> jax.tree.map(jnp.shape, params)
+    {'proxies': (10, 2, 16)}
+    >>> loss, aux = objective.apply(features, labels, params, step=0, rng=jax.random.key(2),
+    ...                             axis_name=None)
+    >>> loss.shape, bool(jnp.isfinite(loss))
+    ((), True)
+    >>> config.loss.kwargs.bogus = 1.0
+    >>> build_objective(config, num_classes=10, steps_per_epoch=50)
+    Traceback (most recent call last):
+    ...
+    ValueError: config.loss.kwargs has ['bogus'], which ...
   """
   cfg = config.loss
   main_entry = lookup(cfg.name, "config.loss.name")

@@ -173,9 +173,27 @@ def build_optimizer(
   `config.optimizer.grad_clip_norm > 0`.
 
   Example:
-    >>> tx, schedules = build_optimizer(config, params=state_params, batch_stats={},
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from configs import common
+    >>> config = common.get_config()               # SGD with momentum, constant rate
+    >>> config.optimizer.lr, config.optimizer.head_lr = 0.1, 0.01
+    >>> config.optimizer.warmup_epochs = 1.0       # the backbone waits one epoch
+    >>> params = {"model": {"backbone": {"kernel": jnp.ones((3, 4))}},
+    ...           "loss": {"proxies": jnp.ones((10, 4))}}
+    >>> tx, schedules = build_optimizer(config, params=params, batch_stats={},
     ...                                 steps_per_epoch=100, total_steps=6000)
-    >>> float(schedules["head"](0))
+    >>> sorted(schedules)
+    ['backbone', 'head']
+    >>> [bool(jnp.isclose(schedules[g](s), lr)) for g, s, lr in
+    ...  [("head", 0, 0.01), ("backbone", 0, 0.0), ("backbone", 100, 0.1)]]
+    [True, True, True]
+    >>> grads = jax.tree.map(jnp.ones_like, params)
+    >>> updates, _ = tx.update(grads, tx.init(params), params)
+    >>> bool((updates["model"]["backbone"]["kernel"] == 0).all())   # step 0: warm-up
+    True
+    >>> bool((updates["loss"]["proxies"] < 0).all())                # the head moves
+    True
   """
   opt = config.optimizer
   if opt.name not in OPTIMIZERS:

@@ -134,8 +134,19 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
     data: the dataset handle, if the caller resolved it already.
 
   Example:
-    >>> run = setup(quickstart.get_config("mpa,smoke"), "/tmp/run")
-    >>> run.total_steps, run.best_metric
+    >>> import tempfile
+    >>> from configs import quickstart
+    >>> config = quickstart.get_config("mpa,smoke")   # small_cnn + MPA on the 8x8 digits
+    >>> run = setup(config, tempfile.mkdtemp())
+    >>> run.total_steps, run.image_shape, run.best_metric, run.best_mode
+    (6, (8, 8, 1), 'recall@1', 'max')
+    >>> sorted(run.schedules), sorted(run.state.params)
+    (['backbone', 'head'], ['loss', 'model'])
+    >>> config.batch_size = 0
+    >>> setup(config, tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    ValueError: config.batch_size=0 must be a positive multiple of the ...
   """
   checks.check_config(config)
   data = data or RunData.resolve(config)

@@ -19,8 +19,19 @@ class TrainState(train_state.TrainState):
   array part to and from plain nested dicts, which is what the checkpoints hold.
 
   Example:
-    >>> state = TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> from dmlax import models
+    >>> model = models.get_model("small_cnn", embedding_dim=16)
+    >>> variables = model.init(jax.random.key(0), jnp.zeros((2, 8, 8, 1)), train=False)
+    >>> params = {"model": variables["params"], "loss": {"proxies": jnp.zeros((5, 16))}}
+    >>> state = TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3),
     ...                           batch_stats=variables.get("batch_stats", {}))
+    >>> state.step.dtype, sorted(state.to_checkpoint())
+    (dtype('int32'), ['batch_stats', 'opt_state', 'params', 'step'])
+    >>> state.from_checkpoint(state.to_checkpoint()).params["loss"]["proxies"].shape
+    (5, 16)
   """
   batch_stats: Any = None
   memory: Any = None  # `dmlax.losses.XBMState` with config.loss.memory_size > 0, else None

@@ -1,5 +1,9 @@
 """Pretrained-weight import: PyTorch references agree with the imported Flax models."""
 
+import os
+import subprocess
+import sys
+
 import chex
 import flax
 import jax
@@ -9,6 +13,8 @@ import pytest
 
 from dmlax import models
 from dmlax.models import pretrained
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _torch():
@@ -166,10 +172,22 @@ def test_unknown_name_and_format(tmp_path):
     models.load_pretrained("resnet18", bad)
 
 
+def _convert_weights(*args):
+  """The README's command line, `python -m experiments.convert_weights ...`, from the repo."""
+  return subprocess.run([sys.executable, "-m", "experiments.convert_weights", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_convert_weights_script_writes_a_loadable_checkpoint(tmp_path):
-  from experiments import convert_weights  # pylint: disable=g-import-not-at-top
   backbone, path = _converted_resnet18(tmp_path)
   out = tmp_path / "out" / "r18_flax.npz"
-  assert convert_weights.main(["--model", "resnet18", "--input", str(path),
-                               "--output", str(out)]) == 0
+  proc = _convert_weights("--model", "resnet18", "--input", str(path), "--output", str(out))
+  assert proc.returncode == 0, proc.stderr
+  assert f"written to {out}" in proc.stdout
   chex.assert_trees_all_equal(models.load_pretrained("resnet18", out), backbone)
+  # A positional argument (argparse habit) is a usage error naming it, nothing is written.
+  other = tmp_path / "other.npz"
+  proc = _convert_weights("resnet18", "--model", "resnet18", "--input", str(path),
+                          "--output", str(other))
+  assert proc.returncode != 0 and "unexpected arguments: ['resnet18']" in proc.stderr
+  assert not other.exists()
