@@ -209,6 +209,31 @@ def split_overrides(argv: Sequence[str], flag: str = "config") -> tuple[list[str
   return rest, overrides
 
 
+def flags_parser(overrides: list):
+  """An absl `flags_parser` for entry points with a `--config` file flag: absl parses the rest,
+  and the `--config.X=V` overrides are stored in `overrides` (a list the caller keeps) to be
+  applied by `apply_overrides` after the config file loads, with clean errors and new keys in
+  the loss's and model's kwargs."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  def parse(argv):
+    try:
+      rest, found = split_overrides(argv)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+    overrides[:] = found
+    sys.argv[:] = rest  # config_flags reads its overrides from sys.argv itself
+    try:
+      return flags.FLAGS(rest)
+    except flags.Error as e:
+      print(f"error: {e}\nPass --helpshort for the flags.", file=sys.stderr)
+      sys.exit(2)
+
+  return parse
+
+
 def caller_path(path: str | None) -> str | None:
   """`path` made absolute against the directory the user ran the command from:
   `$DMLAX_CALLER_DIR` (set by `experiments/setup_env.sh` before it enters the repository), else

@@ -28,19 +28,8 @@ FLAGS = flags.FLAGS
 _OVERRIDES = []
 
 
-def parse_flags(argv):
-  """As `experiments.train.parse_flags`: `--config.X=V` applied after the config file loads."""
-  try:
-    rest, overrides = common.split_overrides(argv)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  _OVERRIDES[:] = overrides
-  sys.argv[:] = rest  # config_flags reads its overrides from sys.argv itself
-  try:
-    return FLAGS(rest)
-  except flags.Error as e:
-    print(f"error: {e}\nPass --helpshort for the flags.", file=sys.stderr)
-    sys.exit(2)
+# `--config.X=V` overrides, applied after the config file loads (`common.flags_parser`).
+parse_flags = common.flags_parser(_OVERRIDES)
 
 
 def main(argv):

@@ -47,20 +47,8 @@ FLAGS = flags.FLAGS
 _OVERRIDES = []
 
 
-def parse_flags(argv):
-  """absl's parsing, with `--config.X=V` applied by `configs.common.apply_overrides` after the
-  config file loads (clean errors; new keys in the loss's and model's kwargs)."""
-  try:
-    rest, overrides = common.split_overrides(argv)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  _OVERRIDES[:] = overrides
-  sys.argv[:] = rest  # config_flags reads its overrides from sys.argv itself
-  try:
-    return FLAGS(rest)
-  except flags.Error as e:
-    print(f"error: {e}\nPass --helpshort for the flags.", file=sys.stderr)
-    sys.exit(2)
+# `--config.X=V` overrides, applied after the config file loads (`common.flags_parser`).
+parse_flags = common.flags_parser(_OVERRIDES)
 
 
 def load_config(config=None):
