@@ -19,6 +19,13 @@ import hypothesis  # noqa: E402
 # tests/run.sh collects every module for doctests (--doctest-modules); this PyTorch reference
 # imports torch, which only DMLAX_PARITY=1 installs (its tests importorskip torch first).
 collect_ignore = [] if importlib.util.find_spec("torch") else ["models/torch_reference.py"]
+# Programs the multi-host tests start as subprocesses; each defines absl flags, so importing
+# them in one process (as --doctest-modules collection would) defines flags twice.
+collect_ignore += ["multihost/worker.py", "multihost/sigterm_worker.py"]
+# tests/run.sh enters the repository through experiments/setup_env.sh, which records the
+# caller's directory for relative paths; tests (and the commands they start from their own
+# working directories) resolve relative paths against their working directory instead.
+os.environ.pop("DMLAX_CALLER_DIR", None)
 
 # Compiling a jitted loss dominates each example's time; keep property tests bounded on 2 cores.
 hypothesis.settings.register_profile("dmlax", max_examples=40, deadline=None, derandomize=True)

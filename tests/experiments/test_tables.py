@@ -96,7 +96,12 @@ def _run(*args):
 def test_reproduce_list_and_usage_errors():
   listed = _run("experiments.reproduce", "--list")
   assert listed.returncode == 0, listed.stderr
-  assert [line.split(":")[0] for line in listed.stdout.splitlines()] == tables.all_tables()
+  # One unindented "<paper>/<table>: rows ...; columns ..." line per table, each followed by its
+  # indented runnable count; then what the user must bring.
+  table_lines = [line for line in listed.stdout.splitlines()
+                 if line and not line.startswith(" ") and ": rows " in line]
+  assert [line.split(":")[0] for line in table_lines] == tables.all_tables()
+  assert "cells runnable" in listed.stdout
   missing = _run("experiments.reproduce")
   assert missing.returncode == 1 and "give --table <paper>/<table>" in missing.stderr
   bad = _run("experiments.reproduce", "--table", "nope")
