@@ -190,7 +190,9 @@ def test_eight_devices_equal_one_model_and_optimiser(trained):
     chex.assert_trees_all_close(multi.params["model"], single.params["model"], atol=1e-5,
                                 rtol=1e-5, custom_message=driver)
     chex.assert_trees_all_close(multi.batch_stats, single.batch_stats, atol=1e-5, rtol=1e-5)
-    chex.assert_trees_all_close(multi.opt_state, single.opt_state, atol=1e-5, rtol=1e-5)
+    # The momentum traces sum three steps' gradients, whose cross-device sums run in another
+    # order than one device's: one element of 256 differed by 1.5e-5 at |0.073| (rtol 2e-4).
+    chex.assert_trees_all_close(multi.opt_state, single.opt_state, atol=2e-5, rtol=1e-4)
     # The memory holds the last two global batches' embeddings, in device order.
     assert int(single.memory.filled) == 2 * GLOBAL_BATCH and int(single.memory.pointer) == 32
     chex.assert_trees_all_close(multi.memory, single.memory, atol=1e-5, rtol=1e-5,
