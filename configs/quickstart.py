@@ -20,6 +20,7 @@ run).
 from __future__ import annotations
 
 from configs import common
+from configs import paper_tables
 
 IMAGE_SIZE = 16
 STEPS = 300
@@ -39,14 +40,15 @@ LOSSES = {
 
 
 def get_config(arg: str | None = None):
-  """`arg` = "<loss>[,smoke]"; see the module docstring."""
-  parts = [p for p in (arg or "mpa").split(",") if p]
-  loss, flags = parts[0], set(parts[1:])
+  """`arg` = "<loss>[,smoke]" (or "loss=<loss>,smoke"), parsed by `paper_tables.parse_arg`; see
+  the module docstring."""
+  parts = [p.strip() for p in (arg or "mpa").split(",") if p.strip()]
+  if parts and "=" not in parts[0] and parts[0] != "smoke":  # the leading "<loss>"
+    parts[0] = f"loss={parts[0]}"
+  args = paper_tables.parse_arg(",".join(parts), loss="mpa", smoke=False)
+  loss = args.loss
   if loss not in LOSSES:
     raise ValueError(f"configs/quickstart.py:<loss> must be one of {tuple(LOSSES)}, got {loss!r}")
-  unknown = flags - {"smoke"}
-  if unknown:
-    raise ValueError(f"configs/quickstart.py: unknown option(s) {sorted(unknown)}; known: smoke")
   c = common.get_config()
   c.dataset.name = "glyphs"
   c.dataset.task = "retrieval"      # classes 0-63 train, 64-99 test
@@ -69,7 +71,7 @@ def get_config(arg: str | None = None):
   c.eval.ks = (1, 2, 4, 8)
   c.checkpoint.every_steps = 100
   c.log_every_steps = 100
-  if "smoke" in flags:  # the machinery only: the 8x8 digits (cheap, prepared by the tests)
+  if args.smoke:  # the machinery only: the 8x8 digits (cheap, prepared by the tests)
     c.dataset.name = "digits"
     c.dataset.task = "retrieval"
     c.dataset.image_size = None
