@@ -246,6 +246,16 @@ def cosface_loss(
   return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
+def _arcface_psi(cos_y: jax.Array, margin) -> jax.Array:
+  """cos(theta + m) for theta <= pi - m, else cos(theta) - m sin(m): the additive angular
+  margin kept non-decreasing in theta over [0, pi] (insightface's th/mm form, pml >= 2.0)."""
+  m = jnp.asarray(margin, cos_y.dtype)
+  cos_m, sin_m = jnp.cos(m), jnp.sin(m)
+  shifted = cos_y * cos_m - _sin_from_cos(cos_y) * sin_m
+  # theta <= pi - m  <=>  cos(theta) >= cos(pi - m) = -cos(m).
+  return jnp.where(cos_y >= -cos_m, shifted, cos_y - m * sin_m)
+
+
 def arcface_loss(
     features: ArrayLike,
     labels: ArrayLike,
@@ -294,12 +304,7 @@ def arcface_loss(
   x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   cos = _cosines(x, w)
   cos_y = jnp.clip(_target_column(cos, labels, class_axis_name), -1.0, 1.0)
-  m = jnp.asarray(margin, x.dtype)
-  cos_m, sin_m = jnp.cos(m), jnp.sin(m)
-  shifted = cos_y * cos_m - _sin_from_cos(cos_y) * sin_m
-  # theta <= pi - m  <=>  cos(theta) >= cos(pi - m) = -cos(m).
-  psi = jnp.where(cos_y >= -cos_m, shifted, cos_y - m * sin_m)
-  target = scale * psi
+  target = scale * _arcface_psi(cos_y, margin)
   return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name)
 
 
@@ -497,9 +502,7 @@ def subcenter_arcface_loss(
   x = x * jnp.where(valid, 1.0, jnp.nan).astype(dtype)[:, None]
   cos = jnp.max(_cosines(x, w).reshape(-1, num_classes, k), axis=-1)
   cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
-  arc = cos_y * jnp.cos(margin) - _sin_from_cos(cos_y) * jnp.sin(margin)
-  # theta <= pi - m  <=>  cos(theta) >= -cos(m)
-  target = scale * jnp.where(cos_y >= -jnp.cos(margin), arc, cos_y - margin * jnp.sin(margin))
+  target = scale * _arcface_psi(cos_y, margin)
   onehot = labels[:, None] == jnp.arange(num_classes)[None, :]
   logits = jnp.where(onehot, target[:, None], scale * cos)
   per_example = jax.nn.logsumexp(logits, axis=1) - target
