@@ -32,6 +32,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dmlax.data.builders import multicenter
+
 GENERATOR_VERSION = 1
 SHAPES = ("disk", "ring", "square", "triangle", "cross", "star", "crescent", "bar")
 COLOURS = np.array([
@@ -191,12 +193,7 @@ class Glyphs(tfds.core.GeneratorBasedBuilder):
         description=("Generated compositional images: a class is a (shape, colour, texture) "
                      "triple under position, size, rotation, clutter and noise; half the "
                      "classes have two modes (one object or a pair)."),
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(cfg.size, cfg.size, 3), encoding_format="png"),
-            "label": tfds.features.ClassLabel(num_classes=cfg.num_classes),
-            "mode": tfds.features.Scalar(dtype=np.int64),
-            "id": tfds.features.Scalar(dtype=np.int64),
-        }),
+        features=multicenter.generated_features(cfg.size, cfg.num_classes),
         supervised_keys=("image", "label"),
     )
 

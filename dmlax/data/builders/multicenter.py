@@ -115,6 +115,17 @@ def render_multicenter(config: MulticenterConfig):
   return np.stack(images), np.array(labels), np.array(modes)
 
 
+def generated_features(size: int, num_classes: int) -> tfds.features.FeaturesDict:
+  """The features of a generated image dataset (multicenter, glyphs): a PNG-encoded
+  (size, size, 3) image, its class, which visual mode of the class drew it, and its index."""
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+      "label": tfds.features.ClassLabel(num_classes=num_classes),
+      "mode": tfds.features.Scalar(dtype=np.int64),
+      "id": tfds.features.Scalar(dtype=np.int64),
+  })
+
+
 class Multicenter(tfds.core.GeneratorBasedBuilder):
   """Generated multi-modal classes: several distinct visual modes per class."""
 
@@ -126,12 +137,7 @@ class Multicenter(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     return self.dataset_info_from_configs(
         description="Generated images; every class is a union of distinct visual modes.",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(cfg.size, cfg.size, 3), encoding_format="png"),
-            "label": tfds.features.ClassLabel(num_classes=cfg.num_classes),
-            "mode": tfds.features.Scalar(dtype=np.int64),
-            "id": tfds.features.Scalar(dtype=np.int64),
-        }),
+        features=generated_features(cfg.size, cfg.num_classes),
         supervised_keys=("image", "label"),
     )
 
