@@ -142,7 +142,8 @@ def _reduce_class_terms(per_class, reg, valid, reduction, axis_name, class_axis_
 def _dw_similarity_loss(similarity, labels, *, alpha, margin, class_axis_name=None):
   """MPA-DW eq. 12 per example from a (B, C) (or (B, C_local)) similarity."""
   positive = class_sharding.local_mask(labels, similarity.shape[1], class_axis_name)
-  s_pos = class_sharding.label_column(similarity, labels, class_axis_name)
+  s_pos = class_sharding.psum(jnp.sum(jnp.where(positive, similarity, 0.0), axis=1),
+                              class_axis_name)
   pos = jax.nn.softplus(-alpha * (s_pos - margin))
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1, axis_name=class_axis_name)
   return pos + neg
@@ -441,7 +442,7 @@ def soft_triple_loss(
   similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau, class_axis_name)
   positive = class_sharding.local_mask(labels, num_local, class_axis_name)
   logits = la * (similarity - margin * positive)
-  target = class_sharding.label_column(logits, labels, class_axis_name)
+  target = class_sharding.psum(jnp.sum(jnp.where(positive, logits, 0.0), axis=1), class_axis_name)
   lse = class_sharding.logsumexp(logits, class_axis_name)
   per_example = checks.nan_where_invalid(lse - target, valid)
   return _with_regularizer(per_example, reg, reduction)
