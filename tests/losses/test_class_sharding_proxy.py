@@ -173,3 +173,20 @@ def test_no_device_holds_a_class_sized_array(name):
       for var in list(eqn.invars) + list(eqn.outvars):
         shape = getattr(var.aval, "shape", ())
         assert num_classes not in shape and num_classes * k not in shape, (eqn, shape)
+
+
+def test_in_map_gradients_are_the_local_blocks():
+  """``grad`` taken inside ``shard_map`` (a trainer's step): the features' rows and the local
+  proxy block of the one-device gradient, the batch coupled over "data"."""
+  x, y, p = _data(3)
+  want = jax.jit(jax.grad(lambda a, q: losses.mpa_loss(a, y, q), argnums=(0, 1)))(x, p)
+
+  def per_device(a, t, q):
+    return jax.grad(lambda a, q: losses.mpa_loss(
+        a, t, q, axis_name=harness.DATA, class_axis_name=harness.MODEL), argnums=(0, 1))(a, q)
+
+  got = jax.jit(jax.shard_map(
+      per_device, mesh=harness.mesh((2, 4)), in_specs=(P(harness.DATA), P(harness.DATA),
+                                                       P(harness.MODEL)),
+      out_specs=(P(harness.DATA), P(harness.MODEL))))(x, y, p)
+  chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-6)
