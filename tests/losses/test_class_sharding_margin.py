@@ -81,8 +81,8 @@ _CASES = {
         ("s",), (1,), True),
 }
 # Each case on the class-only mesh and on one 2-D mesh (both 2-D shapes are covered).
-_MESHES = [(name, shape) for i, name in enumerate(_CASES)
-           for shape in ((1, 4), ((2, 4), (4, 2))[i % 2])] + [("subcenter_arcface", (4, 2))]
+_MESHES = [pytest.param(name, shape, id=f"{name}-{shape[0]}x{shape[1]}")
+           for i, name in enumerate(_CASES) for shape in ((1, 4), ((2, 4), (4, 2))[i % 2])]
 
 
 def _case(name, num_classes=C):
