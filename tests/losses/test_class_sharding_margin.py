@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from dmlax import losses
 from tests.losses import class_sharding_harness as harness
+from tests.losses.test_margin import np_noisy
 
 B, D, C, K = 8, 6, 8, 3
 _KEY = jax.random.PRNGKey(7)
@@ -129,13 +130,17 @@ def test_every_reduction_equals_one_device():
 
 def test_noisy_softmax_noise_is_the_global_batch_draw():
   """With the batch over 4 devices and the classes over 2, each example gets the one-device
-  noise: the loss equals one device's and the noise visibly changes it."""
+  noise, so the loss equals one device's; each device drawing for its own 2 examples (the same
+  2 draws on every device) would give another value."""
   loss, a, params, axes, _ = _case("noisy_softmax")
   harness.assert_sharded_matches(loss, a["x"], a["y"], params, axes, mesh_shape=(4, 2),
                                  batch_coupled=True)
-  plain = jax.jit(lambda x, y, w, s: losses.noisy_softmax_loss(x, y, w, key=_KEY, noise_scale=s))
-  noisy, clean = plain(a["x"], a["y"], a["w"], 0.5), plain(a["x"], a["y"], a["w"], 0.0)
-  assert abs(float(noisy) - float(clean)) > 1e-3
+  x, y, w = (np.asarray(a[k]) for k in "xyw")
+  one_device = losses.noisy_softmax_loss(x, y, w, key=_KEY, noise_scale=0.5)
+  xi = np.asarray(jax.random.normal(_KEY, (B,)), np.float64)
+  chex.assert_trees_all_close(one_device, np_noisy(x, y, w, 0.5, xi).mean(), rtol=1e-5)
+  per_device = np.tile(np.asarray(jax.random.normal(_KEY, (B // 4,)), np.float64), 4)
+  assert abs(np_noisy(x, y, w, 0.5, per_device).mean() - float(one_device)) > 1e-3
 
 
 def _sub_jaxprs(value):
