@@ -47,6 +47,7 @@ def _plain(fn):
 
 
 def _coupled(fn):
+  """A loss that takes `axis_name`: it returns the global batch's value itself."""
   def loss(a, t, *p, axis_name, class_axis_name, reduction="mean"):
     return fn(a, t, *p, reduction=reduction, axis_name=axis_name, class_axis_name=class_axis_name)
   return loss
