@@ -153,11 +153,12 @@ def _discriminativity(features, labels, weights, axis_name, class_axis_name):
   local = labels - class_sharding.offset(num_local, class_axis_name)
   # The barrier keeps XLA from fusing the column gather into the reduction, which on CPU turns
   # an O(B·D) pass into a slow element-wise gather loop (5x slower at B=256, D=2048).
-  w_y = jax.lax.optimization_barrier(jnp.take(w, local, axis=1, mode="clip"))  # (D, B)
+  # (B, D) is the gather's natural output layout: no transpose of it or of x is needed.
+  w_y = jax.lax.optimization_barrier(jnp.take(w, local, axis=1, mode="clip").T)
   if class_axis_name is not None:
     # Only the shard that holds an example's class contributes its label column.
-    w_y = jnp.where(((local >= 0) & (local < num_local))[None, :], w_y, 0.0)
-  target = jnp.sum(x.T * w_y, axis=1)
+    w_y = jnp.where(((local >= 0) & (local < num_local))[:, None], w_y, 0.0)
+  target = jnp.sum(x * w_y, axis=0)
   feature_sum = jnp.sum(x, axis=0)
   total = (num_classes * target - jnp.sum(w, axis=1) * feature_sum) / (num_classes - 1)
   count = jnp.asarray(x.shape[0], x.dtype)
@@ -232,6 +233,31 @@ def discriminative_grouping(
 # The loss.
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _coarsen(z: jax.Array, ranges: tuple[tuple[int, int], ...]) -> jax.Array:
+  """(H, B, C) fine group logits -> (G, B, C): coarse group i sums the fine groups in
+  ``range(*ranges[i])``.
+
+  Explicit adds of (B, C) slices fuse into one elementwise pass; a (G, H) 0/1 matmul or a reduce
+  over the short group axis runs several times slower on CPU. The transpose is written out
+  because autodiff's (one zero-padded copy per slice) costs a pass over (H, B, C) per fine group.
+  """
+  return jnp.stack([functools.reduce(jnp.add, [z[k] for k in range(a, b)]) for a, b in ranges])
+
+
+def _coarsen_fwd(z, ranges):
+  return _coarsen(z, ranges), None
+
+
+def _coarsen_bwd(ranges, _, g):
+  # Every fine group receives its coarse group's cotangent.
+  return (jnp.concatenate([jnp.broadcast_to(g[i], (b - a,) + g.shape[1:])
+                           for i, (a, b) in enumerate(ranges)]),)
+
+
+_coarsen.defvjp(_coarsen_fwd, _coarsen_bwd)
+
+
 def _group_logits(features, weights, bias, perm, groups):
   """{G: (G, B, C) group logits (eq. 5)} in the compute dtype, for every resolution in `groups`."""
   dim = features.shape[1]
@@ -242,10 +268,7 @@ def _group_logits(features, weights, bias, perm, groups):
     finer = [h for h in out if _boundaries(dim, g) <= _boundaries(dim, h)]
     if finer:
       h = min(finer)
-      # Explicit adds of (B, C) slices fuse into one elementwise pass; a (G, H) 0/1 matmul or a
-      # reduce over the short group axis runs several times slower on CPU.
-      out[g] = jnp.stack([functools.reduce(jnp.add, [out[h][k] for k in range(a, b)])
-                          for a, b in _nesting_ranges(dim, g, h)])
+      out[g] = _coarsen(out[h], tuple(_nesting_ranges(dim, g, h)))
       continue
     if g == 1:
       z = jnp.matmul(features, weights, preferred_element_type=dtype)[None]
@@ -261,23 +284,19 @@ def _group_logits(features, weights, bias, perm, groups):
   return out
 
 
-def _cross_entropies(zs: list[jax.Array], target_mask: jax.Array,
-                     class_axis_name: str | None) -> list[jax.Array]:
-  """Softmax CE (G, B) over all classes of each (G, B, C_local) logits in `zs`, with the
-  (B, C_local) one-hot target mask of this shard's classes."""
-  targets = [jnp.sum(jnp.where(target_mask, z, 0.0), axis=-1) for z in zs]
+def _logsumexps(zs: list[jax.Array], class_axis_name: str | None) -> list[jax.Array]:
+  """(G, B) log-sum-exp over all classes of each (G, B, C_local) logits in `zs`."""
   if class_axis_name is None:
-    return [jax.nn.logsumexp(z, axis=-1) - t for z, t in zip(zs, targets)]
-  # Every resolution's log-sum-exp and label logit in one pmax and one psum of (sum G, B).
+    return [jax.nn.logsumexp(z, axis=-1) for z in zs]
+  # Every resolution in one pmax and one psum of (sum of G, B).
   splits = np.cumsum([z.shape[0] for z in zs])[:-1]
   # The shift is a constant for differentiation (it cancels exactly).
   shift = jax.lax.pmax(jax.lax.stop_gradient(
       jnp.concatenate([jnp.max(z, axis=-1) for z in zs])), class_axis_name)
   sums = [jnp.sum(jnp.exp(z - s[..., None]), axis=-1)
           for z, s in zip(zs, jnp.split(shift, splits))]
-  total = jax.lax.psum(jnp.stack([jnp.concatenate(sums), jnp.concatenate(targets)]),
-                       class_axis_name)
-  return jnp.split(shift + jnp.log(total[0]) - total[1], splits)
+  total = jax.lax.psum(jnp.concatenate(sums), class_axis_name)
+  return jnp.split(shift + jnp.log(total), splits)
 
 
 def group_softmax_loss(
@@ -365,13 +384,15 @@ def group_softmax_loss(
     perm = _sort_order(features, labels, weights, grouping, rng, axis_name, class_axis_name)
   logits = _group_logits(features, weights, bias, perm, groups)
 
-  # A one-hot mask instead of a label gather: its gradient is elementwise, where the gather's is
-  # a scatter-add into every resolution's (G, B, C) logits.
-  target_mask = class_sharding.local_mask(labels, num_local, class_axis_name)
+  # The groups of every resolution sum to the full logit x W + b (eq. 5, the bias shares sum to
+  # 1), so every resolution's label terms add up to the same (B,) label logit, taken once from
+  # the coarsest one. A one-hot mask instead of a label gather: its gradient is elementwise.
+  label_logit = class_sharding.label_column(
+      jnp.sum(logits[min(groups)], axis=0), labels, class_axis_name)
   scaled = [g * logits[g] if loss_type == "I" else logits[g] for g in groups]  # (G, B, C)
   per_example = 0.0
-  for g, per_group in zip(groups, _cross_entropies(scaled, target_mask, class_axis_name)):
-    loss_g = jnp.sum(per_group, axis=0)  # per_group: (G, B)
-    per_example = per_example + (loss_g / g if loss_type == "I" else loss_g)
-  per_example = per_example / len(groups)
+  for g, lse in zip(groups, _logsumexps(scaled, class_axis_name)):
+    lse_g = jnp.sum(lse, axis=0)  # lse: (G, B)
+    per_example = per_example + (lse_g / g if loss_type == "I" else lse_g)
+  per_example = per_example / len(groups) - label_logit
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction, axis_name)
