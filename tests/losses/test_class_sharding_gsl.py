@@ -7,7 +7,6 @@ blocked matmul), G=1 is a sum of the G=4 logits. C=12 differs from every other d
 per-device shape check below can tell a full-class array from anything else.
 """
 
-import functools
 
 import chex
 import jax
