@@ -105,9 +105,10 @@ def weights_biased_softmax_loss(
   Recognition 2020. No bias (the paper removes the last layer's biases, sec. 4.2); columns
   normalised, features not. ``alpha = 0`` is softmax with normalised columns; test-time logits
   are ``x @ w``. Computed without per-sample weights:
-  ``s = x @ w``, ``g = w[:, y].T @ w`` (or rows of the Gram matrix ``w.T @ w`` when B > C),
-  logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1, 1e-6))``. Logits accumulate in
-  float32 (float64 for float64 inputs).
+  ``s = (x @ W) / ||W_{:,c}||``, ``g = (w[:, y].T @ W) / ||W_{:,c}||`` (or rows of the Gram
+  matrix ``w.T @ w`` when B > C), logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1,
+  1e-6))``: two (B, D, C) products where softmax has one. Logits accumulate in float32 (float64
+  for float64 inputs).
 
   ``stop_gradient_biased=True`` is an ablation, not the paper's loss and not the default: the
   biased negative weights :math:`w_j'` are constants for differentiation (``stop_gradient``), so
@@ -148,22 +149,25 @@ def weights_biased_softmax_loss(
   x = jnp.asarray(features).astype(dtype)
   labels = jnp.asarray(labels)
   weights = jnp.asarray(weights)
+  w_raw = weights.astype(dtype)
+  # The column norms scale the (B, C) products, not the (D, C) weights: normalising W first
+  # writes a second (D, C) array and sends its gradient through two more (D, C) passes.
   inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), compute dtype
-  w = weights.astype(dtype) * inv_norm
-  s = jnp.matmul(x, w, preferred_element_type=dtype)
+  s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
   if not checks.is_traced(alpha) and alpha == 0:
     logits = s
   else:
     alpha = jnp.asarray(alpha, dtype)
     if stop_gradient_biased:
-      raw, inv, w_b = map(jax.lax.stop_gradient, (weights, inv_norm, w))
-      s_b = jnp.matmul(x, w_b, preferred_element_type=dtype)
+      raw, inv = map(jax.lax.stop_gradient, (w_raw, inv_norm))
+      s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv
     else:
-      raw, inv, w_b, s_b = weights, inv_norm, w, s
+      raw, inv, s_b = w_raw, inv_norm, s
     if class_axis_name is not None or batch <= num_classes:
       w_y = _target_columns(raw, inv, labels, dtype, class_axis_name)
-      g = jnp.einsum("db,dc->bc", w_y, w_b, preferred_element_type=dtype)
+      g = jnp.einsum("db,dc->bc", w_y, raw, preferred_element_type=dtype) * inv
     else:
+      w_b = raw * inv
       g = jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
     target_mask = class_sharding.local_mask(labels, num_classes, class_axis_name)
     s_y = class_sharding.label_column(s_b, labels, class_axis_name)[:, None]
