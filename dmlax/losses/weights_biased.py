@@ -155,7 +155,7 @@ def weights_biased_softmax_loss(
   inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), compute dtype
   s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
   if not checks.is_traced(alpha) and alpha == 0:
-    logits = s
+    per_example = smoothed_cross_entropy(s, labels, 0.0, class_axis_name=class_axis_name)
   else:
     alpha = jnp.asarray(alpha, dtype)
     if stop_gradient_biased:
@@ -175,7 +175,12 @@ def weights_biased_softmax_loss(
     negative = (alpha * s_y + s_b) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
     # The target column of the formula is s_y * (1 + alpha) / (1 + alpha): use s_y exactly.
     logits = jnp.where(target_mask, s, negative)
-  per_example = smoothed_cross_entropy(logits, labels, 0.0, class_axis_name=class_axis_name)
+    # Softmax CE with the target logit already at hand: no second gather of it, and no (B, C)
+    # scatter of its gradient.
+    target = s_y[:, 0]
+    if stop_gradient_biased:  # the ablation's target logit keeps its gradient into W
+      target = class_sharding.label_column(s, labels, class_axis_name)
+    per_example = class_sharding.logsumexp(logits, class_axis_name) - target
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
