@@ -83,7 +83,7 @@ def softmax_family_cases() -> list[Case]:
            lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 3)), classifier_init),
       Case("W-Softmax alpha=1", "imagenet",
            lambda x, y, w: losses.weights_biased_softmax_loss(x, y, w, alpha=1.0),
-           classifier_init, 2.5),
+           classifier_init, 2.0),
       Case("SGSL alone", "imagenet",
            lambda x, y, w: losses.stop_gradient_softmax_loss(x, y, w), classifier_init),
       # start_below=inf: SGSL always joins, so both parts are timed.
