@@ -46,6 +46,7 @@ import ml_collections
 
 from dmlax import losses
 from dmlax.train import loss_params as kinds
+from dmlax.train.run_config import FIELD_DEFAULTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,7 +272,8 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
                      f"{main_entry.params.names or 'no parameters'}")
   softmax = _Term(LOSSES["softmax"], {}, "config.loss.kwargs")
   memory_size = _memory_size(config, main_entry)
-  adv_rate = float(cfg.get("adversarial_dropout", 0.0) or 0.0)
+  adv_rate = float(cfg.get("adversarial_dropout", FIELD_DEFAULTS["loss.adversarial_dropout"])
+                   or 0.0)
   if not 0.0 <= adv_rate < 1.0:
     raise ValueError(f"config.loss.adversarial_dropout must be in [0, 1), got {adv_rate}")
 
@@ -326,7 +328,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
 def _memory_size(config: ml_collections.ConfigDict, entry: LossEntry) -> int:
   """`config.loss.memory_size`, checked: a non-negative integer, for a loss that takes
   `references`, at least the global batch (each step enqueues it whole)."""
-  size = config.loss.get("memory_size", 0) or 0
+  size = config.loss.get("memory_size", FIELD_DEFAULTS["loss.memory_size"]) or 0
   if isinstance(size, bool) or int(size) != size or size < 0:
     raise ValueError(f"config.loss.memory_size must be a non-negative integer (0: no cross-batch "
                      f"memory), got {size!r}")

@@ -31,6 +31,8 @@ import ml_collections
 import optax
 from flax import traverse_util
 
+from dmlax.train.run_config import FIELD_DEFAULTS
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "exponential")
 FROZEN_BN_SCOPES = ("all", "backbone")
@@ -70,8 +72,8 @@ def schedule_fn(
   name = schedule.name
   if name not in SCHEDULES:
     raise ValueError(f"config.schedule.name must be one of {SCHEDULES}, got {name!r}")
-  warm = int(schedule.get("warmup_steps", 0) or 0)
-  factor = float(schedule.get("warmup_factor", 0.1))
+  warm = int(schedule.get("warmup_steps", FIELD_DEFAULTS["schedule.warmup_steps"]) or 0)
+  factor = float(schedule.get("warmup_factor", FIELD_DEFAULTS["schedule.warmup_factor"]))
   if warm < 0 or not 0.0 <= factor <= 1.0:
     raise ValueError("config.schedule.warmup_steps must be >= 0 and warmup_factor in [0, 1], "
                      f"got {warm} and {factor}")
@@ -198,16 +200,18 @@ def build_optimizer(
   opt = config.optimizer
   if opt.name not in OPTIMIZERS:
     raise ValueError(f"config.optimizer.name must be one of {OPTIMIZERS}, got {opt.name!r}")
-  clip_value = float(opt.get("grad_clip_value", 0.0) or 0.0)
+  clip_value = float(opt.get("grad_clip_value", FIELD_DEFAULTS["optimizer.grad_clip_value"])
+                     or 0.0)
   if clip_value < 0:
     raise ValueError(f"config.optimizer.grad_clip_value must be >= 0 (0: off), got {clip_value}")
   new_layers = tuple(n.strip() for n in opt.new_layers.split(",") if n.strip())
-  new_lr = opt.get("new_layers_lr")
+  new_lr = opt.get("new_layers_lr", FIELD_DEFAULTS["optimizer.new_layers_lr"])
   if new_lr is not None and new_lr <= 0:
     raise ValueError(f"config.optimizer.new_layers_lr must be positive (or None), got {new_lr}")
   labels = param_labels(params, batch_stats=batch_stats, new_layers=new_layers,
                         frozen_bn=config.model.frozen_bn,
-                        frozen_bn_scope=config.model.get("frozen_bn_scope", "all"),
+                        frozen_bn_scope=config.model.get(
+                            "frozen_bn_scope", FIELD_DEFAULTS["model.frozen_bn_scope"]),
                         new_layers_group="new" if new_lr is not None else "head")
 
   def schedule(base_lr):

@@ -6,6 +6,10 @@ location, the run's length) or the caller allows changes explicitly
 (`train_and_evaluate(..., allow_config_change=True)`, `--allow_config_change`). Accepted changes
 are returned as records `{"step", "field", "from", "to"}`, which the loop keeps in the
 checkpoint's metadata and `results.json`, and the saved config becomes the new one.
+
+A config saved before a field existed lacks it; the field then counts as holding its default
+(`FIELD_DEFAULTS`: the behaviour before the field existed), so that a workdir of an older
+version resumes unless the new value differs from that default.
 """
 
 from __future__ import annotations
@@ -22,6 +26,21 @@ CONFIG_FILE = "config.json"
 ALLOWED_CHANGES = ("eval.", "log_every_steps", "checkpoint.every_steps", "checkpoint.keep",
                    "checkpoint.async_save", "distributed", "dataset.data_dir",
                    "dataset.prepare", "num_epochs", "num_train_steps")
+
+
+# The fields a config may lack (a workdir saved before they existed), each with its default: the
+# behaviour before the field existed and the value `configs/common.py` sets (a test checks that
+# they agree). The trainer's fallbacks for a config without one read it from here.
+FIELD_DEFAULTS = {
+    "model.frozen_bn_scope": "all",
+    "loss.adversarial_dropout": 0.0,
+    "loss.memory_size": 0,
+    "optimizer.grad_clip_value": 0.0,
+    "optimizer.new_layers_lr": None,
+    "schedule.warmup_steps": 0,
+    "schedule.warmup_factor": 0.1,
+    "eval.verification_dataset": None,
+}
 
 
 class ConfigChangedError(ValueError):
@@ -74,11 +93,17 @@ def load(workdir: str) -> dict | None:
 
 
 def differences(saved: dict, config) -> list[tuple[str, Any, Any]]:
-  """(field, saved value, new value) for every field that differs ("<unset>" when absent)."""
+  """(field, saved value, new value) for every field that differs.
+
+  An absent field holds its `FIELD_DEFAULTS` value if it has one, else it is "<unset>".
+  """
   old, new = flatten(saved), flatten(config)
-  missing = "<unset>"
-  return [(k, old.get(k, missing), new.get(k, missing)) for k in sorted(set(old) | set(new))
-          if old.get(k, missing) != new.get(k, missing)]
+
+  def value(fields, k):
+    return fields.get(k, FIELD_DEFAULTS.get(k, "<unset>"))
+
+  return [(k, value(old, k), value(new, k)) for k in sorted(set(old) | set(new))
+          if value(old, k) != value(new, k)]
 
 
 def _allowed(field: str) -> bool:
