@@ -11,14 +11,14 @@ saved one was: same parameters, same next batch, same best-so-far.
 
 An unreadable latest checkpoint (truncated or garbage files) is set aside, with a warning naming
 it and the reason, into `workdir/unreadable_checkpoints/`, and the newest readable one restored;
-none readable is an `UnreadableCheckpointError`.
+none readable is an `UnreadableCheckpointError`. A readable checkpoint whose arrays do not fit the
+state the config builds (another loss, model or optimiser) is a `CheckpointMismatchError` listing
+the differing arrays.
 
 Class-split arrays (the classifier/proxies and their optimiser state on a (data, model) mesh,
 `dmlax.train.class_parallel`) stay global `jax.Array`s: orbax writes each shard from the device
 that holds it and restores them straight into the template's sharding, so neither the host nor
-any device gathers the whole array. Everything else is saved from, and restored to, host NumPy. A readable checkpoint whose arrays do not fit the
-state the config builds (another loss, model or optimiser) is a `CheckpointMismatchError` listing
-the differing arrays.
+any device gathers the whole array. Everything else is saved from, and restored to, host NumPy.
 """
 
 from __future__ import annotations

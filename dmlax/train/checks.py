@@ -71,6 +71,13 @@ def check_mesh(config: ml_collections.ConfigDict) -> None:
   # The class count is checked with the data (`objectives.check_class_sharding` in setup).
   if model > 1:
     objectives.check_class_sharding(config, model=model)
+    if float(config.optimizer.get("grad_clip_norm", 0.0) or 0.0) > 0:
+      # optax's clip_by_global_norm would take each device's norm of its own class block.
+      raise ValueError(f"config.optimizer.grad_clip_norm={config.optimizer.grad_clip_norm} "
+                       f"clips by the global norm, which the optimiser computes per device; with "
+                       f"the classes split over the model axis (config.mesh="
+                       f"{tuple(config.mesh)}) each device holds only its block of classes. Set "
+                       "it to 0 (config.optimizer.grad_clip_value clips element-wise and works)")
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

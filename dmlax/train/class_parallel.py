@@ -123,8 +123,9 @@ def is_sharded(x) -> bool:
 def sharded_state(make_state: Callable[..., TrainState], args: tuple, *, mesh: Mesh,
                   class_axes: dict[str, int]) -> TrainState:
   """`make_state(*args)` (which builds the train state, e.g. initialises the classifier) under
-  `jit` with its outputs in their shards: each device computes only its block (random draws are
-  partitionable, `jax_threefry_partitionable`, so the values equal the unsharded ones)."""
+  `jit` with its outputs in their shards: each device computes only its block. Random draws are
+  partitionable (`jax_threefry_partitionable`), so the values equal the unsharded ones, up to the
+  rounding (1 ulp) of an initialiser's normalisation."""
   abstract = jax.eval_shape(make_state, *args)
   out = shardings(mesh, state_specs(abstract, class_axes))
   return jax.jit(make_state, out_shardings=out)(*args)
@@ -166,3 +167,14 @@ def top1_predictions(logits_fn: Callable[[jax.Array, dict], jax.Array], features
     pred = fn(x, placed)
     out.append(np.asarray(pred.addressable_data(0))[:rows - pad])
   return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+
+def bytes_per_device(tree: Any) -> dict[Any, int]:
+  """{device: bytes of `tree`'s `jax.Array` shards that device holds} (what a state costs each
+  device before any step; XLA's peak memory of a step adds the activations and logits)."""
+  out: dict[Any, int] = {}
+  for leaf in jax.tree.leaves(tree):
+    if isinstance(leaf, jax.Array):
+      for shard in leaf.addressable_shards:
+        out[shard.device] = out.get(shard.device, 0) + shard.data.nbytes
+  return out

@@ -17,7 +17,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from configs import common
-from dmlax.train import checkpoints, checks, class_parallel, objectives, optimizers
+from dmlax.train import checkpoints, checks, class_parallel, loss_params, objectives, optimizers
 from dmlax.train import state as state_lib
 from dmlax.train import step as step_lib
 
@@ -25,7 +25,19 @@ NUM_CLASSES = 8
 GLOBAL_BATCH = 16
 STEPS = 3
 MESHES = ((2, 4), (4, 2))
-CASES = tuple(sorted(n for n, e in objectives.LOSSES.items() if e.shards_classes))
+SHARDED = tuple(sorted(n for n, e in objectives.LOSSES.items() if e.shards_classes))
+# The trainer's recipes around a loss, on the first class-sharded loss with a classifier.
+_CLASSIFIER = next((n for n in SHARDED if n != "softmax" and isinstance(
+    objectives.LOSSES[n].params, loss_params.Classifier)), None)
+VARIANTS = {} if _CLASSIFIER is None else {
+    # Softmax CE at step 0, the loss afterwards (W-Softmax's recipe), on the same classifier.
+    f"{_CLASSIFIER}_softmax_first": dict(name=_CLASSIFIER, softmax_epochs=1.0),
+    # GSL's adversarial DropOut: the features' gradient sums the class blocks' shares.
+    f"{_CLASSIFIER}_adversarial": dict(name=_CLASSIFIER, adversarial_dropout=0.25),
+}
+CASES = SHARDED + tuple(VARIANTS)
+# Losses that send no gradient into their own parameters (only weight decay moves them).
+NO_GRADIENT_INTO_PARAMS = ("stop_gradient_softmax",)
 
 
 class TinyBNNet(nn.Module):
@@ -41,7 +53,10 @@ class TinyBNNet(nn.Module):
 
 def _config(name="softmax"):
   c = common.get_config()
-  c.loss.name = name
+  spec = dict(VARIANTS.get(name, {"name": name}))
+  c.loss.name = spec.pop("name")
+  for k, v in spec.items():
+    c.loss[k] = v
   c.loss.num_proxies = 2   # (C, K, D) proxies and (D, C, K) sub-centers split on their C axis
   c.batch_size = GLOBAL_BATCH
   c.parallel = "shard_map"
@@ -162,7 +177,8 @@ def test_mesh_equals_one_device(trained, case, mesh_shape):
   for name in names:
     # The class arrays moved, and moved alike (after one SGD step the parameters are the
     # gradients; after three, the trajectory).
-    assert np.max(np.abs(single.params["loss"][name] - np.asarray(init[name]))) > 1e-4, name
+    if case not in NO_GRADIENT_INTO_PARAMS:
+      assert np.max(np.abs(single.params["loss"][name] - np.asarray(init[name]))) > 1e-4, name
     chex.assert_trees_all_close(run["state"].params["loss"][name], single.params["loss"][name],
                                 atol=1e-5, rtol=1e-5, custom_message=f"{mesh_shape}, {name}")
 
@@ -185,9 +201,10 @@ def test_mesh_equals_one_device_model_optimiser_and_norm(trained, mesh_shape):
 
 
 def test_sharded_init_equals_unsharded(trained):
+  # Equal draws; an initialiser's normalisation may round differently in a shard (1 ulp).
   for shape in MESHES:
-    chex.assert_trees_all_equal(_host(trained["meshes"][shape]["init"].params),
-                                _host(trained["init"].params))
+    chex.assert_trees_all_close(_host(trained["meshes"][shape]["init"].params),
+                                _host(trained["init"].params), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("mesh_shape", MESHES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -282,7 +299,10 @@ def test_config_errors():
   with pytest.raises(ValueError, match="config.loss.aux_name='triplet'"):
     checks.check_config(c)
   c = _config("cosface")
-  c.mesh = (2, 4)
+  c.mesh, c.optimizer.grad_clip_norm = (2, 4), 1.0
+  with pytest.raises(ValueError, match="config.optimizer.grad_clip_norm=1.0 clips by the global"):
+    checks.check_config(c)
+  c.optimizer.grad_clip_norm = 0.0
   with pytest.raises(ValueError, match="the 10 classes .* do not split into 4 equal blocks"):
     objectives.check_class_sharding(c, model=4, num_classes=10)
   c.mesh = (2, "4")
