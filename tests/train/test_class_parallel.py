@@ -192,7 +192,15 @@ def test_mesh_equals_one_device_model_optimiser_and_norm(trained, mesh_shape):
   chex.assert_trees_all_close(state.params["model"], single.params["model"], atol=1e-5,
                               rtol=1e-5)
   chex.assert_trees_all_close(state.batch_stats, single.batch_stats, atol=1e-5, rtol=1e-5)
-  chex.assert_trees_all_close(_host(state.opt_state), single.opt_state, atol=2e-5, rtol=1e-4)
+  # Momentum traces sum three steps' gradients, whose cross-device sums run in another order
+  # than one device's; margin losses (scale 64) give gradients of |g| ~ 20, so the rounding is
+  # relative to each array's scale: one element of 48 differed by 1.3e-4 at |0.82| in a trace
+  # whose largest entry is 17.9.
+  for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(_host(state.opt_state))[0],
+                               jax.tree.leaves(single.opt_state)):
+    scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * scale,
+                               err_msg=jax.tree_util.keystr(path))
   for step in range(STEPS):   # the global gradient norm adds the class blocks over "model"
     np.testing.assert_allclose(run["metrics"][step]["grad_norm"],
                                single_metrics[step]["grad_norm"], rtol=1e-5)
