@@ -1,8 +1,9 @@
 """Face recognition with the classifier split over the devices: a million identities on 8 GPUs.
 
 The W-Softmax paper's face recipe (`configs/wsoftmax/table3.py`: Liu et al.'s 17-convolution
-net, 512-d features, batch 128, SGD 0.1 / 10 every 10k steps, 30k steps, LFW verification) with
-a margin softmax whose (512, C) classifier and its momentum are split into `model` contiguous
+net, 512-d features, batch 128, SGD 0.1 / 10 every 10k steps, 30k steps, softmax first and then
+W-Softmax (alpha = 1), LFW verification) whose (512, C) classifier and its momentum are split
+into `model` contiguous
 blocks of C / model identities, one per device (`config.mesh = (data, model)`,
 `parallel = "shard_map"`, `dmlax.train.class_parallel`). The backbone is data parallel over the
 `data` axis and replicated over `model`; every device computes the logits of the global batch
@@ -18,12 +19,13 @@ backbone on the whole batch; (2, 4) or (4, 2) trade class memory for data parall
 NAME: a face dataset registered in `dmlax/data/registry.py` whose training classes divide by
 `model` (dmlax ships none with a million identities; CASIA-WebFace's 10,575 divide by no
 power of two). Arguments: `dataset=<name>`, `task=<task>` (default: the dataset's), `loss=<name>`
-(default cosface; any loss of `dmlax.train.LOSSES` that takes `class_axis_name`),
+(default weights_biased_softmax, the recipe's; another loss of `dmlax.train.LOSSES` that takes
+`class_axis_name` runs with its default hyperparameters and no softmax phase),
 `data=<n>,model=<m>` (the mesh, default (1, 8): all 8 GPUs split the classes), `smoke`.
 
 `smoke` runs the same code path on 8 fake CPU devices: small_cnn on the embedded `digits`
-(classification task, 10 classes) over a (4, 2) mesh, 4 steps with top-1 error from the class
-blocks:
+(classification task, 10 classes) over a (4, 2) mesh, 4 steps (softmax at step 0, W-Softmax
+after) with top-1 error from the class blocks:
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m experiments.train \
         --config configs/scale/million_classes.py:smoke --workdir /tmp/million_smoke
@@ -37,12 +39,13 @@ from configs.wsoftmax import table3
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """`arg` = "dataset=<name>[,task=<task>][,loss=<name>][,data=<n>,model=<m>]" or "smoke"."""
-  a = paper_tables.parse_arg(arg, dataset="", task="", loss="cosface", data=1, model=8,
-                             smoke=False)
+  a = paper_tables.parse_arg(arg, dataset="", task="", loss="weights_biased_softmax", data=1,
+                             model=8, smoke=False)
   c = table3.face_recipe("liu_lfw17")
-  c.loss.name = a.loss
-  c.loss.kwargs = ml_collections.ConfigDict()
-  c.loss.softmax_epochs = 0.0
+  if a.loss != c.loss.name:
+    c.loss.name = a.loss
+    c.loss.kwargs = ml_collections.ConfigDict()
+    c.loss.softmax_epochs = 0.0
   c.parallel = "shard_map"
   c.mesh = (a.data, a.model)
   if a.smoke:

@@ -345,7 +345,7 @@ def test_million_classes_config_checks():
   from configs.scale import million_classes  # pylint: disable=g-import-not-at-top
   c = million_classes.get_config("dataset=casia_webface")
   assert tuple(c.mesh) == (1, 8) and c.parallel == "shard_map"
-  checks.check_config(c)   # the mesh spans the 8 devices; cosface takes class_axis_name
+  checks.check_config(c)   # the mesh spans the 8 devices; W-Softmax takes class_axis_name
   with pytest.raises(ValueError, match="the 10575 classes .* do not split into 8 equal blocks"):
     objectives.check_class_sharding(c, model=8, num_classes=10575)   # CASIA-WebFace on (1, 8)
   with pytest.raises(ValueError, match="needs dataset=<name>"):
