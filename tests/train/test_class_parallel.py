@@ -264,7 +264,7 @@ def test_resumed_sharded_checkpoint_continues_identically(trained, tmp_path):
 
 @pytest.mark.parametrize("name,mesh_shape", [
     ("softmax", (2, 4)), ("group_softmax_bias", (4, 2)), ("mpa", (2, 4)),
-    ("subcenter_arcface", (4, 2))])
+    ("subcenter_arcface", (4, 2))], ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else v)
 def test_top1_merged_across_class_blocks_equals_argmax(name, mesh_shape):
   """Test-time top-1 from class blocks (each device its C / model classes) equals the argmax of
   the full logits, ties to the lower class across blocks included."""
