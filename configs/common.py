@@ -35,6 +35,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   # "pmap", "shard_map" (jax.shard_map over a 1-D Mesh of all devices) or "single".
   c.parallel = "pmap"
+  # Devices as (data, model): the batch splits over data; model > 1 (shard_map only) splits the
+  # loss's classifier/proxies and their optimiser state into model blocks of classes (losses that
+  # take class_axis_name). -1: all the devices the model axis leaves. (-1, 1): data parallel.
+  c.mesh = (-1, 1)
   c.batch_size = 64          # global batch, over all devices and processes
   c.num_epochs = 1.0         # training length in epochs of the training split ...
   c.num_train_steps = config_dict.placeholder(int)   # ... or in steps, if set

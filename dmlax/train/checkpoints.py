@@ -14,6 +14,11 @@ it and the reason, into `workdir/unreadable_checkpoints/`, and the newest readab
 none readable is an `UnreadableCheckpointError`. A readable checkpoint whose arrays do not fit the
 state the config builds (another loss, model or optimiser) is a `CheckpointMismatchError` listing
 the differing arrays.
+
+Class-split arrays (the classifier/proxies and their optimiser state on a (data, model) mesh,
+`dmlax.train.class_parallel`) stay global `jax.Array`s: orbax writes each shard from the device
+that holds it and restores them straight into the template's sharding, so neither the host nor
+any device gathers the whole array. Everything else is saved from, and restored to, host NumPy.
 """
 
 from __future__ import annotations
@@ -28,11 +33,21 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dmlax.train.class_parallel import is_sharded
 from dmlax.train.state import TrainState
 
 
 def _host(tree):
-  return jax.tree.map(np.asarray, jax.device_get(tree))
+  """Host NumPy copies of `tree`'s arrays, class-split `jax.Array`s left in their shards."""
+  return jax.tree.map(lambda x: x if is_sharded(x) else np.asarray(jax.device_get(x)), tree)
+
+
+def _abstract(tree):
+  """The restore target of `tree`: host arrays as today, class-split arrays as their shape,
+  dtype and sharding (orbax then reads each device's shard into place)."""
+  return jax.tree.map(
+      lambda x: (jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) if is_sharded(x)
+                 else np.asarray(jax.device_get(x))), tree)
 
 
 class UnreadableCheckpointError(RuntimeError):
@@ -201,7 +216,7 @@ class Checkpoints:
     return state, meta
 
   def _restore(self, manager, step, template, *, with_data):
-    abstract = _host(template.to_checkpoint())
+    abstract = _abstract(template.to_checkpoint())
     saved = manager.item_metadata(step)["state"]
     saved = getattr(saved, "tree", saved)
     if not saved:

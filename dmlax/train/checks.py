@@ -8,6 +8,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from dmlax.train import class_parallel
 from dmlax.train import objectives
 from dmlax.train import optimizers
 from dmlax.train import step as step_lib
@@ -40,8 +41,11 @@ def check_names(config: ml_collections.ConfigDict) -> None:
 
 
 def num_devices(config: ml_collections.ConfigDict) -> int:
-  """Devices the driver `config.parallel` trains on."""
-  return 1 if config.parallel == "single" else jax.device_count()
+  """Devices the driver `config.parallel` splits the batch over (the data axis of
+  `config.mesh`)."""
+  if config.parallel == "single":
+    return 1
+  return class_parallel.mesh_shape(config)[0]
 
 
 def check_batch_size(config: ml_collections.ConfigDict) -> None:
@@ -51,16 +55,36 @@ def check_batch_size(config: ml_collections.ConfigDict) -> None:
                      'or "shard_map" for a multi-process run')
   if config.batch_size <= 0 or config.batch_size % devices:
     raise ValueError(f"config.batch_size={config.batch_size} must be a positive multiple of the "
-                     f"number of devices ({devices}, config.parallel={config.parallel!r}), so "
-                     "that every device gets an equal share of the global batch")
+                     f"number of devices ({devices}, config.parallel={config.parallel!r}, the "
+                     f"data axis of config.mesh), so that every device gets an equal share of "
+                     "the global batch")
   if config.batch_size % jax.process_count():
     raise ValueError(f"config.batch_size={config.batch_size} must divide over the "
                      f"{jax.process_count()} processes")
 
 
+def check_mesh(config: ml_collections.ConfigDict) -> None:
+  """`config.mesh` against the devices and driver; model > 1 needs losses that split classes."""
+  if config.parallel == "single":
+    return
+  _, model = class_parallel.mesh_shape(config)
+  # The class count is checked with the data (`objectives.check_class_sharding` in setup).
+  if model > 1:
+    objectives.check_class_sharding(config, model=model)
+    if float(config.optimizer.get("grad_clip_norm", 0.0) or 0.0) > 0:
+      # optax's clip_by_global_norm would take each device's norm of its own class block.
+      raise ValueError(f"config.optimizer.grad_clip_norm={config.optimizer.grad_clip_norm} "
+                       f"clips by the global norm, which the optimiser computes per device; with "
+                       f"the classes split over the model axis (config.mesh="
+                       f"{tuple(config.mesh)}) each device holds only its block of classes. Set "
+                       "it to 0 (config.optimizer.grad_clip_value clips element-wise and works)")
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """What can be checked from the config alone (names, batch size against the devices)."""
+  """What can be checked from the config alone (names, mesh and batch size against the
+  devices)."""
   check_names(config)
+  check_mesh(config)
   check_batch_size(config)
 
 

@@ -13,6 +13,9 @@ evaluation.
 Embeddings are computed under `jit` over the run's 1-D mesh of all devices (batch sharded,
 variables replicated), whatever driver trained the state; each process reads its own share of
 the padded evaluation batches, and the mask drops the padding, so every item counts exactly once.
+With the classes split over a (data, model) mesh (`config.mesh`), the test-time class scores are
+computed on that mesh, each device against its own block of classes, and the per-block best
+classes merge into the global top-1 (`dmlax.train.class_parallel.top1_predictions`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from dmlax.train import class_parallel
 from dmlax.train.dataset import RunData
 from dmlax.train.objectives import Objective
 from dmlax.train.state import TrainState
@@ -106,6 +110,8 @@ class Evaluator:
       read with the training dataset's `data_dir`, `image_size` and `augment` (normalisation);
       prepared here when missing and `config.dataset.prepare` allows (a manual download raises
       the error saying where to put it).
+    class_mesh: the ("batch", "model") mesh the objective's class arrays are split over
+      (`objective.class_axes`), or None when they are whole.
 
   Example:
     `dmlax.train.run.setup` builds the run's evaluator; here one of its own, on the smoke run's
@@ -125,8 +131,9 @@ class Evaluator:
   """
 
   def __init__(self, data: RunData, model, objective: Objective | None, *, ks, batch_size: int,
-               mesh: Mesh, verification: str | None = None):
+               mesh: Mesh, verification: str | None = None, class_mesh: Mesh | None = None):
     self.data, self.objective = data, objective
+    self.class_mesh = class_mesh
     self.ks = tuple(int(k) for k in ks)
     per_process = max(1, int(batch_size) // jax.process_count())
     self.local_batch = per_process + (-per_process) % jax.local_device_count()
@@ -221,6 +228,12 @@ class Evaluator:
               dmlax_metrics.retrieval_metrics(emb, labels, ks=self.ks).items()}
     if info.protocol == "classification" and self.objective is not None and (
         self.objective.logits):
-      logits = self.objective.logits(jnp.asarray(emb), state.params["loss"])
-      result["top1_error"] = float(dmlax_metrics.topk_error(logits, jnp.asarray(labels), 1))
+      if self.class_mesh is not None:
+        pred = class_parallel.top1_predictions(
+            self.objective.logits, emb, state.params["loss"], mesh=self.class_mesh,
+            class_axes=self.objective.class_axes)
+        result["top1_error"] = float(np.mean(pred != np.asarray(labels)))
+      else:
+        logits = self.objective.logits(jnp.asarray(emb), state.params["loss"])
+        result["top1_error"] = float(dmlax_metrics.topk_error(logits, jnp.asarray(labels), 1))
     return result

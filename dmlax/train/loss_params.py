@@ -1,12 +1,17 @@
 """The parameters a trainer loss owns, one small object per kind.
 
-A kind knows three things, so that nothing else in the trainer branches on it:
+A kind knows four things, so that nothing else in the trainer branches on it:
   * `init(key, dim=D, num_classes=C, num_proxies=K)`: its arrays, `{name: array}`, drawn by
     calling the initialiser directly (`jax.nn.initializers`, `dmlax.losses.initializers`);
   * `call_args(features, params)`: what replaces the features as the loss's first argument and
     the arguments that follow the labels, e.g. `(features, (W,), {})` or, for plain softmax on
     logits, `(features @ W, (), {})`;
-  * `logits(features, params, kwargs)`: test-time class scores (N, C) for top-1 error, or None.
+  * `logits(features, params, kwargs)`: test-time class scores (N, C) for top-1 error, or None;
+  * `class_axes`: `{name: axis}` for the arrays that hold one slice per class on `axis`. Under
+    class sharding (`config.mesh = (data, model)`, model > 1) those arrays are split into
+    contiguous blocks of classes over the mesh axis "model"; `call_args` and `logits` then see
+    the local block (C_local classes) and return the local block of logits, which the loss
+    (with `class_axis_name`) or the evaluation combines across the axis.
 
   Kind                 arrays (in `params["loss"]`)           passed as             test logits
   NO_PARAMS            -                                      -                     None
@@ -20,6 +25,9 @@ A kind knows three things, so that nothing else in the trainer branches on it:
   RADIUS               radius (), one                         after the labels      None
   BETA / CLASS_BETA    beta () or (C,), 1.2                   after the labels      None
   SUBCENTERS           subcenters (D, C, K)                   third argument W      max_k cos
+
+The class axis of each array (`class_axes`) is the C above: 1 for (D, C) and (D, C, K), 0 for
+(C,), (C, D) and (C, K, D).
 
 (proxy sim.: `dmlax.losses.multi_proxy_similarity` with the loss's `gamma`, default 0.1;
 max_k cos: the largest cosine of a class's K = `config.loss.num_proxies` sub-centers.)
@@ -51,6 +59,7 @@ class NoParams:
   """A loss that owns no parameters (pair losses)."""
   names: tuple[str, ...] = ()
   has_logits = False
+  class_axes = {}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     del key, dim, num_classes, num_proxies
@@ -83,6 +92,10 @@ class Classifier:
   @property
   def names(self) -> tuple[str, ...]:
     return ("classifier", "bias") if self.bias else ("classifier",)
+
+  @property
+  def class_axes(self) -> dict[str, int]:
+    return {"classifier": 1, "bias": 0} if self.bias else {"classifier": 1}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     del num_proxies
@@ -122,6 +135,10 @@ class Proxies:
   def names(self) -> tuple[str, ...]:
     return ("proxies",) if self.multi else ("single_proxies",)
 
+  @property
+  def class_axes(self) -> dict[str, int]:
+    return {self.names[0]: 0}
+
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     if self.multi:
       if num_proxies < 1:
@@ -145,6 +162,7 @@ class Centers:
   """Class centres (C, D), started at the origin as the center-loss reference code does."""
   names: tuple[str, ...] = ("centers",)
   has_logits = False
+  class_axes = {"centers": 0}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     del key, num_proxies
@@ -163,6 +181,7 @@ class Radius:
   """Ring loss's learnable radius R (a scalar), started at 1."""
   names: tuple[str, ...] = ("radius",)
   has_logits = False
+  class_axes = {}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     del key, dim, num_classes, num_proxies
@@ -188,6 +207,10 @@ class Boundary:
   initial: float = 1.2
   names: tuple[str, ...] = ("beta",)
   has_logits = False
+
+  @property
+  def class_axes(self) -> dict[str, int]:
+    return {"beta": 0} if self.per_class else {}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     del key, dim, num_proxies
@@ -217,6 +240,7 @@ class SubCenters:
   """
   names: tuple[str, ...] = ("subcenters",)
   has_logits = True
+  class_axes = {"subcenters": 1}
 
   def init(self, key, *, dim: int, num_classes: int, num_proxies: int) -> dict[str, Array]:
     if num_proxies < 1:
@@ -234,7 +258,7 @@ class SubCenters:
     return jnp.max(jnp.einsum("nd,dck->nck", x, w), axis=-1)
 
 
-ParamKind = Any  # any of the classes above: names, has_logits, init, call_args, logits
+ParamKind = Any  # any of the classes above: names, has_logits, class_axes, init, call_args, logits
 
 NO_PARAMS = NoParams()
 LOGITS = Classifier(on_logits=True)

@@ -27,7 +27,12 @@ read from the function's signature, so it cannot drift from the function:
     losses alike);
   * `key` or `rng`: the step's loss key (the same on every device);
   * `lam`: annealed with the step by `dmlax.losses.annealed_lambda` unless the config sets it;
-  * a second parameter named `labels`: the labels follow the features (ring loss takes none).
+  * a second parameter named `labels`: the labels follow the features (ring loss takes none);
+  * `class_axis_name`: the loss can take its classifier/proxies as the local block of classes of
+    a mesh axis (`dmlax.losses.class_sharding`); on a (data, model) mesh (`config.mesh`, model >
+    1) the trainer passes `class_axis_name="model"` and the arrays of `Objective.class_axes`
+    arrive as their local blocks. Only such losses may run with model > 1
+    (`check_class_sharding`).
 
 Every device then holds the global loss, and the step's `pmean` of gradients gives the
 single-device gradient (the transposes of `psum` and `all_gather` sum the devices' cotangents).
@@ -85,16 +90,22 @@ class LossEntry:
     return "references" in self._parameters
 
   @property
+  def shards_classes(self) -> bool:
+    """The loss takes `class_axis_name` (its class parameters may be split over a mesh axis)."""
+    return "class_axis_name" in self._parameters
+
+  @property
   def takes_labels(self) -> bool:
     names = list(self._parameters)
     return len(names) > 1 and names[1] == "labels"
 
   @property
   def hyperparameters(self) -> tuple[str, ...]:
-    """Keyword-only arguments a config may set (the trainer supplies axis_name and the key)."""
+    """Keyword-only arguments a config may set (the trainer supplies axis_name,
+    class_axis_name and the key)."""
     return tuple(p.name for p in self._parameters.values()
                  if p.kind == inspect.Parameter.KEYWORD_ONLY
-                 and p.name not in ("axis_name", self.rng_keyword))
+                 and p.name not in ("axis_name", "class_axis_name", self.rng_keyword))
 
 
 LOSSES: dict[str, LossEntry] = {
@@ -146,19 +157,27 @@ class Objective:
 
   Attributes:
     init: `(rng, features) -> params` (a dict, possibly empty) given a (B, D) feature batch.
-    apply: `(features, labels, params, *, step, rng, axis_name, references=None) -> (loss,
-      aux)`, `aux` a dict of scalars to log. Per device; with `axis_name`, a global-batch loss
-      (see module doc). `references` (the cross-batch memory's) go to the main loss.
+    apply: `(features, labels, params, *, step, rng, axis_name, references=None,
+      class_axis_name=None) -> (loss, aux)`, `aux` a dict of scalars to log. Per device; with
+      `axis_name`, a global-batch loss (see module doc). `references` (the cross-batch memory's)
+      go to the main loss. With `class_axis_name`, the arrays named in `class_axes` are this
+      device's contiguous block of classes along that mesh axis, and the loss is still the
+      full-class value.
     logits: `(features, params) -> (N, C)` class scores for top-1 error, or None when the loss
-      owns no class parameters.
+      owns no class parameters. Given the local blocks of `class_axes`, the local (N, C_local)
+      block of the scores (`dmlax.train.class_parallel.top1_predictions` merges them).
     num_classes: C.
     memory_size: slots of the cross-batch memory (`config.loss.memory_size`), 0 for none.
+    class_axes: `{name: axis}` for the arrays of `params` that hold one slice per class on
+      `axis` (the classifier's 1, the proxies' 0, ...), from the parameter kinds
+      (`dmlax.train.loss_params`).
   """
   init: Callable[[jax.Array, jax.Array], dict]
   apply: Callable[..., tuple[jax.Array, dict]]
   logits: Callable[[jax.Array, dict], jax.Array] | None
   num_classes: int
   memory_size: int = 0
+  class_axes: dict[str, int] = dataclasses.field(default_factory=dict)
 
   def init_memory(self, features: jax.Array) -> losses.XBMState | None:
     """An empty cross-batch memory for (B, D) `features`, or None without one."""
@@ -199,8 +218,18 @@ class _Term:
                                     num_proxies=num_proxies)
     return {self.prefix + n: v for n, v in values.items()}
 
-  def __call__(self, features, labels, params, *, rng, axis_name, step, references=None):
+  @property
+  def class_axes(self) -> dict[str, int]:
+    return {self.prefix + n: a for n, a in self.entry.params.class_axes.items()}
+
+  def __call__(self, features, labels, params, *, rng, axis_name, step, references=None,
+               class_axis_name=None):
     entry, kw = self.entry, dict(self.kwargs)
+    if class_axis_name is not None:
+      if not entry.shards_classes:
+        raise ValueError(f"dmlax.losses.{entry.fn.__name__} does not take class_axis_name; its "
+                         f"parameters cannot be split over classes (see check_class_sharding)")
+      kw["class_axis_name"] = class_axis_name
     if references is not None:
       kw["references"] = references
     if entry.rng_keyword:
@@ -286,17 +315,20 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
       params.update(aux.init(k_aux, **shape))
     return params
 
-  def apply(features, labels, params, *, step, rng, axis_name=None, references=None):
+  def apply(features, labels, params, *, step, rng, axis_name=None, references=None,
+            class_axis_name=None):
     call = functools.partial(main, rng=rng, axis_name=axis_name, step=step,
-                             references=references)
+                             references=references, class_axis_name=class_axis_name)
     clean = features
     if adv_rate > 0:
-      features = adversarial_features(call, features, labels, params, rate=adv_rate)
+      features = adversarial_features(call, features, labels, params, rate=adv_rate,
+                                      class_axis_name=class_axis_name)
     if softmax_steps > 0:
       # W-Softmax recipe: softmax CE first, the configured loss afterwards. Both branches
       # return the same aux keys so that lax.cond can join them.
       def first(_):
-        loss, _ = softmax(features, labels, params, rng=rng, axis_name=axis_name, step=step)
+        loss, _ = softmax(features, labels, params, rng=rng, axis_name=axis_name, step=step,
+                          class_axis_name=class_axis_name)
         return loss, {"softmax_phase": jnp.ones((), loss.dtype)}
 
       def second(_):
@@ -309,7 +341,7 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
     logs = {f"{cfg.name}/{k}": jnp.asarray(v, jnp.float32) for k, v in logs.items()}
     if aux is not None:
       extra, extra_logs = aux(clean, labels, params, rng=jax.random.fold_in(rng, 1),
-                              axis_name=axis_name, step=step)
+                              axis_name=axis_name, step=step, class_axis_name=class_axis_name)
       logs[f"{cfg.name}/main"] = loss
       logs[f"{cfg.aux_name}/loss"] = extra
       logs.update({f"{cfg.aux_name}/{k}": jnp.asarray(v, jnp.float32)
@@ -321,8 +353,42 @@ def build_objective(config: ml_collections.ConfigDict, *, num_classes: int,
   if main_entry.params.has_logits:
     def logits(features, params):
       return main_entry.params.logits(features, main.own(params), main_kwargs)
+  class_axes = dict(main.class_axes)
+  if aux is not None:
+    class_axes.update(aux.class_axes)
   return Objective(init=init, apply=apply, logits=logits, num_classes=num_classes,
-                  memory_size=memory_size)
+                   memory_size=memory_size, class_axes=class_axes)
+
+
+def class_sharding_losses() -> tuple[str, ...]:
+  """The names of `LOSSES` whose function takes `class_axis_name` (may run with model > 1)."""
+  return tuple(sorted(n for n, e in LOSSES.items() if e.shards_classes))
+
+
+def check_class_sharding(config: ml_collections.ConfigDict, *, model: int,
+                         num_classes: int | None = None) -> None:
+  """A (data, model) mesh with model > 1 splits the classes: the losses must allow it.
+
+  Raises:
+    ValueError: the main or auxiliary loss does not take `class_axis_name` (naming it and the
+      losses that do), or `num_classes` (when given) does not divide into `model` equal
+      blocks.
+  """
+  if model <= 1:
+    return
+  cfg = config.loss
+  for field, name in (("config.loss.name", cfg.name), ("config.loss.aux_name", cfg.aux_name)):
+    if name and not lookup(name, field).shards_classes:
+      raise ValueError(
+          f"config.mesh={tuple(config.mesh)} splits the classes over {model} devices, but "
+          f"{field}={name!r} (dmlax.losses.{LOSSES[name].fn.__name__}) does not take "
+          f"class_axis_name. Losses that do: {list(class_sharding_losses())}; or set "
+          f"config.mesh=(-1, 1)")
+  if num_classes is not None and num_classes % model:
+    raise ValueError(f"config.mesh={tuple(config.mesh)}: the {num_classes} classes of "
+                     f"config.dataset.name={config.dataset.name!r} do not split into {model} "
+                     f"equal blocks (the model axis); use a model size that divides "
+                     f"{num_classes}")
 
 
 def _memory_size(config: ml_collections.ConfigDict, entry: LossEntry) -> int:
@@ -346,7 +412,8 @@ def _memory_size(config: ml_collections.ConfigDict, entry: LossEntry) -> int:
   return size
 
 
-def adversarial_features(loss_fn, features, labels, params, *, rate: float):
+def adversarial_features(loss_fn, features, labels, params, *, rate: float,
+                         class_axis_name: str | None = None):
   """`features * m` with m the adversarial DropOut mask of `loss_fn` (Park et al., AAAI 2018).
 
   The gradient g of `loss_fn(features, labels, params)[0]` with respect to the features (the
@@ -355,10 +422,13 @@ def adversarial_features(loss_fn, features, labels, params, *, rate: float):
   order (GSL, WACV 2021, section 3.2: p = 0.005). The loss is then trained on the masked
   features. Under pmap/shard_map every device holds the same global loss, so g is the
   single-device gradient times the number of devices, and the mask (a top-k of g * h) is the same.
+  With `class_axis_name`, each device's g holds only its classes' part, summed over that axis.
   """
   from dmlax import models  # pylint: disable=g-import-not-at-top
   fixed = jax.lax.stop_gradient(params)
   grads = jax.grad(lambda f: loss_fn(f, labels, fixed)[0])(jax.lax.stop_gradient(features))
+  if class_axis_name is not None:
+    grads = jax.lax.psum(grads, class_axis_name)
   return features * models.adversarial_dropout_mask(features, grads, rate=rate)
 
 

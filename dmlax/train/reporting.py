@@ -46,6 +46,16 @@ def _flat_hparams(config) -> dict:
           for k, v in run_config.flatten(config).items()}
 
 
+def _mesh_note(run) -> str:
+  """", mesh (data 4, model 2): classes split in 2" when the classes are split over devices."""
+  mesh = getattr(run, "train_mesh", None)
+  shape = dict(mesh.shape) if mesh is not None else {}
+  if shape.get("model", 1) <= 1:
+    return ""
+  return (f"; mesh (data {shape['batch']}, model {shape['model']}): classes split in "
+          f"{shape['model']} blocks of {run.data.info.num_classes // shape['model']}")
+
+
 class Reporter:
   """Console and TensorBoard output of one run (`run` from `dmlax.train.run.setup`)."""
 
@@ -74,7 +84,8 @@ class Reporter:
         f"loss      {loss} {kwargs or ''}".rstrip(),
         f"optimiser {c.optimizer.name}, lr {c.optimizer.lr}, schedule {c.schedule.name}",
         f"devices   {len(devices)} x {devices[0].platform} in {jax.process_count()} process(es)"
-        f", driver {c.parallel}; batch {c.batch_size} ({run.local_batch} per process)",
+        f", driver {c.parallel}; batch {c.batch_size} ({run.local_batch} per process)" +
+        _mesh_note(run),
         f"steps     {run.total_steps} ({run.steps_per_epoch} per epoch)" +
         (f", resuming from step {resumed_from}" if resumed_from else ""),
         f"best by   {run.best_metric} ({run.best_mode})",

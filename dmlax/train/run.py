@@ -21,6 +21,7 @@ from jax.sharding import Mesh
 
 from dmlax.train import checkpoints as checkpoints_lib
 from dmlax.train import checks
+from dmlax.train import class_parallel
 from dmlax.train import evaluate as evaluate_lib
 from dmlax.train import objectives as objectives_lib
 from dmlax.train import optimizers as optimizers_lib
@@ -47,7 +48,10 @@ class Run:
     image_shape: (H, W, C) of the training images.
     steps_per_epoch, total_steps: training length.
     local_batch: this process's rows of each global batch.
-    mesh: 1-D mesh of all devices, axis "batch" (evaluation and the shard_map driver).
+    mesh: 1-D mesh of all devices, axis "batch" (feature extraction; the shard_map driver's
+      with `config.mesh = (-1, 1)`).
+    train_mesh: the shard_map driver's mesh: `mesh`, or the 2-D ("batch", "model") mesh of
+      `config.mesh` when its model axis splits the classes (`dmlax.train.class_parallel`).
     best_metric, best_mode: what ranks the best checkpoint.
   """
   config: ml_collections.ConfigDict
@@ -67,6 +71,7 @@ class Run:
   mesh: Mesh
   best_metric: str
   best_mode: str
+  train_mesh: Mesh | None = None
 
   def checkpoints(self) -> checkpoints_lib.Checkpoints:
     """The run's checkpoint managers (close them when done)."""
@@ -159,13 +164,21 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
   objective = objectives_lib.build_objective(config, num_classes=info.num_classes,
                                              steps_per_epoch=spe)
   mesh = Mesh(np.asarray(jax.devices()), (step_lib.AXIS,))
+  train_mesh, class_axes = mesh, {}
+  if config.parallel == "shard_map":
+    data_size, model_size = class_parallel.mesh_shape(config)
+    objectives_lib.check_class_sharding(config, model=model_size, num_classes=info.num_classes)
+    if model_size > 1:
+      train_mesh = class_parallel.make_mesh(data_size, model_size)
+      class_axes = objective.class_axes
   best_metric, best_mode = evaluate_lib.headline_metric(
       info.protocol, verification=config.eval.verification_dataset)
   if config.checkpoint.best_metric:
     best_metric, best_mode = config.checkpoint.best_metric, config.checkpoint.best_mode
   evaluator = evaluate_lib.Evaluator(data, model, objective, ks=config.eval.ks,
                                      batch_size=config.eval.batch_size, mesh=mesh,
-                                     verification=config.eval.verification_dataset)
+                                     verification=config.eval.verification_dataset,
+                                     class_mesh=train_mesh if class_axes else None)
   checks.check_evaluation(config, evaluator, best_metric)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, loss_rng, step_rng = jax.random.split(rng, 3)
@@ -176,20 +189,38 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
     pretrained = models.load_pretrained(config.model.name, config.model.pretrained)
     variables = _merge_pretrained(variables, pretrained)
   features = model.apply(variables, dummy, train=False)
-  params = {"model": variables["params"], "loss": objective.init(loss_rng, features)}
   batch_stats = variables.get("batch_stats", {})
+  if class_axes:
+    # The loss's class arrays and their optimiser state are created in their shards.
+    loss_params = jax.eval_shape(objective.init, loss_rng, features)
+  else:
+    loss_params = objective.init(loss_rng, features)
+  params = {"model": variables["params"], "loss": loss_params}
   tx, schedules = optimizers_lib.build_optimizer(config, params=params, batch_stats=batch_stats,
                                                  steps_per_epoch=spe, total_steps=total)
-  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats,
-                            memory=objective.init_memory(features))
+
+  def make_state(model_params, stats, key, feats):
+    return TrainState.create(
+        apply_fn=model.apply, params={"model": model_params, "loss": objective.init(key, feats)},
+        tx=tx, batch_stats=stats, memory=objective.init_memory(feats))
+
+  if class_axes:
+    state = class_parallel.sharded_state(
+        make_state, (variables["params"], batch_stats, loss_rng, features), mesh=train_mesh,
+        class_axes=class_axes)
+    state = state.replace(apply_fn=model.apply)
+  else:
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                              batch_stats=batch_stats, memory=objective.init_memory(features))
   driver = step_lib.make_driver(config.parallel, make_model, objective, rng=step_rng,
                                 # A backbone-only freeze trains the head's BatchNorm: the
                                 # model (frozen_backbone_bn) keeps the backbone's.
                                 frozen_bn=(config.model.frozen_bn and
-                                           config.model.frozen_bn_scope == "all"), mesh=mesh)
+                                           config.model.frozen_bn_scope == "all"),
+                                mesh=train_mesh)
   return Run(config=config, workdir=os.path.abspath(workdir), data=data, model=model,
              make_model=make_model, objective=objective, state=state, driver=driver,
              evaluator=evaluator, schedules=schedules, image_shape=image_shape,
              steps_per_epoch=spe, total_steps=total,
              local_batch=config.batch_size // jax.process_count(), mesh=mesh,
-             best_metric=best_metric, best_mode=best_mode)
+             best_metric=best_metric, best_mode=best_mode, train_mesh=train_mesh)
