@@ -416,6 +416,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> dict:
+  _FLAGS.unparse_flags()  # every call starts from the defaults (tests call main repeatedly)
   try:
     _FLAGS(["bench_scale"] + list(sys.argv[1:] if argv is None else argv))
   except flags.Error as e:
