@@ -10,11 +10,13 @@ optimiser state, the loss called with ``class_axis_name="model"`` (see
 
 Memory is XLA's figure for the compiled step (`Compiled.memory_analysis()`; per device for the
 sharded program): arguments, outputs (the parameters and optimiser state are donated, so
-those outputs alias their arguments), temporaries, and the classifier + optimiser-state share
-(the arguments less the replicated batch, layer and layer state), against the single-device
-figure and its ideal 1/devices. A size is executed (timed, and its loss compared between the two
-layouts) only where XLA's peak of both layouts fits in `--memory_gib` (default: 3/4 of the
-machine's available memory); otherwise it is compiled only and the output says so.
+those outputs alias their arguments), temporaries, their sum less the aliased bytes as the peak
+(XLA CPU's own ``peak_memory_in_bytes`` counts the arguments only), and the classifier +
+optimiser-state share (the arguments less the replicated batch, layer and layer state), against
+the single-device figure and its ideal 1/devices. A size is executed (timed, and its loss
+compared between the two layouts) only where XLA's peaks of both layouts together fit in
+`--memory_gib` (default: 3/4 of the machine's available memory) and, with `--run_classes`, it
+is one of those listed; otherwise it is compiled only and the output says so.
 
 Times are medians of `--rounds` rounds, the candidates interleaved in the same process
 (`experiments/timing.py`): the sharded step against the single-device step, and, for the
@@ -23,11 +25,13 @@ to features and classifier) against a straightforward reference of the same form
 (optax's integer-label cross-entropy on the logits; W-Softmax eqs. 11-13 and MPA eqs. 1, 3,
 6-7 written out), whose values must agree.
 
-Losses whose function does not take ``class_axis_name`` are skipped, with the reason in the
-table and the JSON.
+A loss whose dmlax function does not take ``class_axis_name`` has its sharded step skipped,
+with the reason in the tables and the JSON (its single-device figures and reference check
+still run).
 
     python -m experiments.bench_scale                                  # C = 10^5 and 10^6
     python -m experiments.bench_scale --classes 100000 --rounds 3 --json scale.json
+    python -m experiments.bench_scale --run_classes 100000             # 10^6 compiled only
 
 The fake devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=8``, set here
 before JAX is imported when the variable does not already ask for a device count.
@@ -199,7 +203,7 @@ def available_bytes() -> int:
 
 
 def _budget(memory_gib: float | None) -> int:
-  return int(memory_gib * 2**30) if memory_gib else int(0.75 * available_bytes())
+  return int(memory_gib * 2**30) if memory_gib is not None else int(0.75 * available_bytes())
 
 
 def _not_run(need: int, budget: int) -> str:
@@ -244,9 +248,11 @@ def _single_path_row(case, x, y, w, *, rounds, inner, memory_gib, held: int) -> 
 
 
 def bench_size(case, optimizer, *, batch, dim, num_classes, k, mesh, rounds, inner, seed,
-               memory_gib, skipped: str | None = None) -> tuple[list[dict], dict, dict]:
+               memory_gib, skipped: str | None = None,
+               compile_only: str | None = None) -> tuple[list[dict], dict, dict]:
   """Memory rows, the step-time row and the single-device-path row of one (loss, C). With
-  `skipped` (the reason the loss cannot be sharded), only the single-device figures."""
+  `skipped` (the reason the loss cannot be sharded), only the single-device figures; with
+  `compile_only` (a reason), the memory figures only."""
   kw = dict(batch=batch, dim=dim, num_classes=num_classes, k=k)
   n = mesh.size
   base = {"loss": case.name, "classes": num_classes}
@@ -267,8 +273,8 @@ def bench_size(case, optimizer, *, batch, dim, num_classes, k, mesh, rounds, inn
     time_row["note"] = f"skipped: {skipped}"
     need = single.memory["peak"]
   budget = _budget(memory_gib)
-  if need > budget:
-    note = _not_run(need, budget)
+  if compile_only or need > budget:
+    note = compile_only or _not_run(need, budget)
     time_row["note"] = time_row["note"] or note
     return mem_rows, time_row, {**base, "dmlax_ms": None, "reference_ms": None, "ratio": None,
                                 "value_rel_diff": None, "grad_max_abs_diff": None, "note": note}
@@ -371,6 +377,9 @@ flags.DEFINE_integer("seed", 0, "seed of the batch and the initial parameters",
 flags.DEFINE_float("memory_gib", None, "run (rather than only compile) a size when XLA's peaks "
                    "of both layouts together fit in this many GiB (default: 3/4 of MemAvailable "
                    "at that moment)", flag_values=_FLAGS)
+flags.DEFINE_list("run_classes", None, "the class counts of --classes that are executed (timed "
+                  "and compared); the others are compiled only (default: all that fit)",
+                  flag_values=_FLAGS)
 flags.DEFINE_float("target", 1.2, "target of the per-device classifier + optimiser-state "
                    "bytes over the ideal 1/devices", flag_values=_FLAGS)
 flags.DEFINE_string("out", None, "also write the markdown tables here", flag_values=_FLAGS)
@@ -388,6 +397,7 @@ def run(args) -> dict:
   bad = [c for c in classes if c <= 0 or c % n]
   if bad:
     raise ValueError(f"--classes {bad} must be positive multiples of --devices {n}")
+  run_sizes = classes if args.run_classes is None else [int(c) for c in args.run_classes]
   mesh = Mesh(np.array(jax.devices()[:n]), (AXIS,))
   optimizer = make_optimizer(args.optimizer)
   chosen = [c for c in scale_cases.cases(args.mpa_k)
@@ -407,7 +417,10 @@ def run(args) -> dict:
     for c in classes:
       mem, t, speed = bench_size(case, optimizer, batch=args.batch, dim=args.dim, num_classes=c,
                                  k=args.mpa_k, mesh=mesh, rounds=args.rounds, inner=args.inner,
-                                 seed=args.seed, memory_gib=args.memory_gib, skipped=reason)
+                                 seed=args.seed, memory_gib=args.memory_gib, skipped=reason,
+                                 compile_only=None if c in run_sizes else (
+                                     f"not run: --run_classes {args.run_classes} "
+                                     "(memory figures from compilation only)"))
       result["memory"] += mem
       result["time"].append(t)
       result["single_device_speed"].append(speed)
