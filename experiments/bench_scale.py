@@ -14,8 +14,8 @@ those outputs alias their arguments), temporaries, their sum less the aliased by
 (XLA CPU's own ``peak_memory_in_bytes`` counts the arguments only), and the classifier +
 optimiser-state share (the arguments less the replicated batch, layer and layer state), against
 the single-device figure and its ideal 1/devices. A size is executed (timed, and its loss
-compared between the two layouts) only where XLA's peaks of both layouts together fit in
-`--memory_gib` (default: 3/4 of the machine's available memory) and, with `--run_classes`, it
+compared between the two layouts) only where the state of both layouts plus the larger step's
+other buffers (XLA's figures) fit in `--memory_gib` (default: 3/4 of the machine's available memory) and, with `--run_classes`, it
 is one of those listed; otherwise it is compiled only and the output says so.
 
 Times are medians of `--rounds` rounds, the candidates interleaved in the same process
@@ -267,7 +267,10 @@ def bench_size(case, optimizer, *, batch, dim, num_classes, k, mesh, rounds, inn
     mem_rows.append({**base, "layout": sharded.name, **sharded.memory, "ideal": ideal,
                      "to_ideal": sharded.memory["classifier_and_state"] / ideal,
                      "peak_to_single": sharded.memory["peak"] / single.memory["peak"]})
-    need = single.memory["peak"] + n * sharded.memory["peak"]
+    # Both layouts' state is held at once; their steps run one after the other.
+    held = single.memory["arguments"] + n * sharded.memory["arguments"]
+    need = held + max(single.memory["peak"] - single.memory["arguments"],
+                      n * (sharded.memory["peak"] - sharded.memory["arguments"]))
   else:
     mem_rows.append({**base, "layout": f"{n}-way sharded", "skipped": skipped})
     time_row["note"] = f"skipped: {skipped}"
@@ -374,9 +377,9 @@ flags.DEFINE_integer("rounds", 3, "interleaved timing rounds (median)", flag_val
 flags.DEFINE_integer("inner", 1, "calls per round", flag_values=_FLAGS)
 flags.DEFINE_integer("seed", 0, "seed of the batch and the initial parameters",
                      flag_values=_FLAGS)
-flags.DEFINE_float("memory_gib", None, "run (rather than only compile) a size when XLA's peaks "
-                   "of both layouts together fit in this many GiB (default: 3/4 of MemAvailable "
-                   "at that moment)", flag_values=_FLAGS)
+flags.DEFINE_float("memory_gib", None, "run (rather than only compile) a size when the state "
+                   "of both layouts plus the larger step's other buffers fit in this many GiB "
+                   "(default: 3/4 of MemAvailable at that moment)", flag_values=_FLAGS)
 flags.DEFINE_list("run_classes", None, "the class counts of --classes that are executed (timed "
                   "and compared); the others are compiled only (default: all that fit)",
                   flag_values=_FLAGS)
