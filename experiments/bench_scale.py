@@ -16,7 +16,9 @@ optimiser-state share (the arguments less the replicated batch, layer and layer 
 the single-device figure and its ideal 1/devices. A size is executed (timed, and its loss
 compared between the two layouts) only where the state of both layouts plus the larger step's
 other buffers (XLA's figures) fit in `--memory_gib` (default: 3/4 of the machine's available memory) and, with `--run_classes`, it
-is one of those listed; otherwise it is compiled only and the output says so.
+is one of those listed; when only one layout at a time fits, the two are timed one after the
+other (not interleaved; the time table says so); otherwise the size is compiled only and the
+output says so.
 
 Times are medians of `--rounds` rounds, the candidates interleaved in the same process
 (`experiments/timing.py`): the sharded step against the single-device step, and, for the
@@ -96,7 +98,7 @@ def _step_fn(case, optimizer, class_axis_name):
 
 
 def _abstract_params(case, dim, num_classes, k):
-  classifier = jax.eval_shape(lambda: case.init(jax.random.PRNGKey(0), dim, num_classes, k))
+  classifier = jax.eval_shape(lambda: case.init(0, dim, num_classes, k))
   return {"embedding": jax.ShapeDtypeStruct((dim, dim), jnp.float32), "classifier": classifier}
 
 
@@ -165,15 +167,16 @@ def compile_layout(case, optimizer, *, batch, dim, num_classes, k, mesh) -> Layo
 
 def initializer(case, optimizer, layout: Layout, *, seed: int, k: int):
   """The compiled function making concrete (params, opt_state, features, labels) laid out as
-  `layout` (the same values for every layout: threefry keys are partitionable)."""
+  `layout`, the same values for every layout (the classifier from an index hash, the small
+  arrays from partitionable threefry keys)."""
   params_abs, _, x_abs, _ = layout.args
   dim, batch = params_abs["embedding"].shape[0], x_abs.shape[0]
   num_classes = params_abs["classifier"].shape[case.spec.index(AXIS)]
 
   def make():
-    kx, ky, ke, kc = jax.random.split(jax.random.PRNGKey(seed), 4)
+    kx, ky, ke = jax.random.split(jax.random.PRNGKey(seed), 3)
     params = {"embedding": jax.random.normal(ke, (dim, dim), jnp.float32) / np.sqrt(dim),
-              "classifier": case.init(kc, dim, num_classes, k)}
+              "classifier": case.init(seed, dim, num_classes, k)}
     return (params, optimizer.init(params), jax.random.normal(kx, (batch, dim), jnp.float32),
             jax.random.randint(ky, (batch,), 0, num_classes, jnp.int32))
 
