@@ -15,10 +15,10 @@ those outputs alias their arguments), temporaries, their sum less the aliased by
 optimiser-state share (the arguments less the replicated batch, layer and layer state), against
 the single-device figure and its ideal 1/devices. A size is executed (timed, and its loss
 compared between the two layouts) only where the state of both layouts plus the larger step's
-other buffers (XLA's figures) fit in `--memory_gib` (default: 3/4 of the machine's available memory) and, with `--run_classes`, it
-is one of those listed; when only one layout at a time fits, the two are timed one after the
-other (not interleaved; the time table says so); otherwise the size is compiled only and the
-output says so.
+other buffers (XLA's figures) fit in `--memory_gib` (default: half the machine's available
+memory, which others share) and, with `--run_classes`, it is one of those listed; when only
+one layout at a time fits, the two are timed one after the other (not interleaved; the time
+table says so); otherwise the size is compiled only and the output says so.
 
 Times are medians of `--rounds` rounds, the candidates interleaved in the same process
 (`experiments/timing.py`): the sharded step against the single-device step, and, for the
@@ -207,7 +207,7 @@ def available_bytes() -> int:
 
 
 def _budget(memory_gib: float | None) -> int:
-  return int(memory_gib * 2**30) if memory_gib is not None else int(0.75 * available_bytes())
+  return int(memory_gib * 2**30) if memory_gib is not None else int(0.5 * available_bytes())
 
 
 def _not_run(need: int, budget: int) -> str:
@@ -413,7 +413,7 @@ flags.DEFINE_integer("seed", 0, "seed of the batch and the initial parameters",
                      flag_values=_FLAGS)
 flags.DEFINE_float("memory_gib", None, "run (rather than only compile) a size when the state "
                    "of both layouts plus the larger step's other buffers fit in this many GiB "
-                   "(default: 3/4 of MemAvailable at that moment)", flag_values=_FLAGS)
+                   "(default: half of MemAvailable at that moment)", flag_values=_FLAGS)
 flags.DEFINE_list("run_classes", None, "the class counts of --classes that are executed (timed "
                   "and compared); the others are compiled only (default: all that fit)",
                   flag_values=_FLAGS)
