@@ -63,6 +63,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 from experiments import scale_cases  # noqa: E402
 from experiments import timing  # noqa: E402
 from experiments.scale_cases import AXIS  # noqa: E402
+
 MIB = 2**20
 
 # ------------------------------------------------------------------------------------ the step
@@ -106,10 +107,6 @@ def _is_classifier(path) -> bool:
   """Whether a leaf of the (params, opt_state) tree is the classifier or its optimiser state
   (optax states mirror the params dict, so their paths pass through the key "classifier")."""
   return any(isinstance(p, jax.tree_util.DictKey) and p.key == "classifier" for p in path)
-
-
-def _is_sharding(x) -> bool:
-  return isinstance(x, jax.sharding.Sharding)
 
 
 def step_args(case, optimizer, *, batch, dim, num_classes, k, mesh):
