@@ -453,7 +453,7 @@ def run(args) -> dict:
                                  k=args.mpa_k, mesh=mesh, rounds=args.rounds, inner=args.inner,
                                  seed=args.seed, memory_gib=args.memory_gib, skipped=reason,
                                  compile_only=None if c in run_sizes else (
-                                     f"not run: --run_classes {args.run_classes} "
+                                     f"not run: --run_classes {','.join(args.run_classes)} "
                                      "(memory figures from compilation only)"))
       result["memory"] += mem
       result["time"].append(t)
