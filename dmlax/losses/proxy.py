@@ -15,6 +15,14 @@ get theirs through the features along the same path). The in-map gradient w.r.t.
 features alone is exact under ``shard_map`` but the device count times it under ``pmap``
 (pmap transposes ``psum`` to ``psum``).
 
+Every loss (and `dmlax.losses.regularizers.proxy_regularizer`) takes `class_axis_name`: inside
+``shard_map`` the proxies are then the local contiguous block of classes of that mesh axis,
+labels stay global, and sums, maxima and counts over classes are completed with
+``psum``/``pmax`` of (B,)-sized or scalar pieces (`dmlax.losses.class_sharding`); similarities
+are per class, so each device only forms its own (B, C_local) block. With both names (batch
+over one mesh axis, classes over another) the value is that of the global batch and all
+classes.
+
 Reference for the MPA family: Saeki, Kawahara and Aman, "Multi Proxy Anchor Family Loss for
 Several Types of Gradients" (preprint, 2023; "the MPA paper" below). The formulas follow the
 paper's equations, cited at each loss.
@@ -28,6 +36,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.losses import class_sharding
 from dmlax.losses.logsumexp import log1p_sum_exp
 from dmlax.losses.normalization import inverse_norm
 from dmlax.losses.normalization import l2_normalize
@@ -100,46 +109,51 @@ def _all_valid(valid: jax.Array, axis_name: str | None) -> jax.Array:
   return bad == 0
 
 
-def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name):
+def _anchor_similarity_loss(similarity, labels, *, alpha, margin, axis_name,
+                            class_axis_name=None):
   """MPA eq. 6 / ProxyAnchor from a (B, C) similarity: the (C,) per-class terms, whose sum is
-  the loss; class sums span `axis_name`."""
-  num_classes = similarity.shape[1]
-  positive = checks.class_mask(labels, num_classes)
+  the loss; class sums span `axis_name`, and with `class_axis_name` the (B, C_local) block gives
+  the local (C_local,) terms (the present-class count and C are global)."""
+  num_local = similarity.shape[1]
+  positive = class_sharding.local_mask(labels, num_local, class_axis_name)
   pos = log1p_sum_exp(-alpha * (similarity - margin), positive, axis=0, axis_name=axis_name)
   neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=0, axis_name=axis_name)
   counts = jnp.sum(positive, axis=0)
   if axis_name is not None:
     counts = jax.lax.psum(counts, axis_name)
-  num_present = jnp.sum(counts > 0)
+  num_present = class_sharding.psum(jnp.sum(counts > 0), class_axis_name)
+  num_classes = class_sharding.num_classes(num_local, class_axis_name)
   # Classes absent from the batch have pos == 0 exactly; the mean is over present classes.
   return pos / jnp.maximum(num_present, 1).astype(pos.dtype) + neg / num_classes
 
 
-def _reduce_class_terms(per_class, reg, valid, reduction, axis_name):
+def _reduce_class_terms(per_class, reg, valid, reduction, axis_name, class_axis_name):
   """Batch-coupled MPA / ProxyAnchor: "mean" and "sum" give the loss, "none" the (C,) per-class
-  terms (tau R shared equally among them) whose sum is the loss."""
+  terms (tau R shared equally among them) whose sum is the loss; with `class_axis_name`, the
+  local (C_local,) block of them."""
   checks.check_reduction(reduction)
-  per_class = per_class + reg / per_class.shape[0]
+  per_class = per_class + reg / class_sharding.num_classes(per_class.shape[0], class_axis_name)
   per_class = checks.nan_where_invalid(per_class, _all_valid(valid, axis_name))
-  return per_class if reduction == "none" else jnp.sum(per_class)
+  if reduction == "none":
+    return per_class
+  return class_sharding.psum(jnp.sum(per_class), class_axis_name)
 
 
-def _dw_similarity_loss(similarity, labels, *, alpha, margin):
-  """MPA-DW eq. 12 per example from a (B, C) similarity."""
-  num_classes = similarity.shape[1]
-  positive = checks.class_mask(labels, num_classes)
-  s_pos = jnp.sum(jnp.where(positive, similarity, 0.0), axis=1)
+def _dw_similarity_loss(similarity, labels, *, alpha, margin, class_axis_name=None):
+  """MPA-DW eq. 12 per example from a (B, C) (or (B, C_local)) similarity."""
+  positive = class_sharding.local_mask(labels, similarity.shape[1], class_axis_name)
+  s_pos = class_sharding.psum(jnp.sum(jnp.where(positive, similarity, 0.0), axis=1),
+                              class_axis_name)
   pos = jax.nn.softplus(-alpha * (s_pos - margin))
-  neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1)
+  neg = log1p_sum_exp(alpha * (similarity + margin), ~positive, axis=1, axis_name=class_axis_name)
   return pos + neg
 
 
-def _ap_similarity_loss(similarity, labels, *, alpha, margin):
-  """MPA-AP eqs. 15-16 per example from a (B, C) similarity."""
-  num_classes = similarity.shape[1]
-  positive = checks.class_mask(labels, num_classes)
+def _ap_similarity_loss(similarity, labels, *, alpha, margin, class_axis_name=None):
+  """MPA-AP eqs. 15-16 per example from a (B, C) (or (B, C_local)) similarity."""
+  positive = class_sharding.local_mask(labels, similarity.shape[1], class_axis_name)
   shifted = jnp.where(positive, margin - similarity, similarity + margin)
-  return log1p_sum_exp(alpha * shifted, axis=1)
+  return log1p_sum_exp(alpha * shifted, axis=1, axis_name=class_axis_name)
 
 
 def _with_regularizer(per_example, reg, reduction, axis_name=None):
@@ -150,19 +164,19 @@ def _with_regularizer(per_example, reg, reduction, axis_name=None):
   return checks.reduce_loss(per_example, reduction, axis_name) + reg
 
 
-def _mpa_setup(features, labels, proxies, gamma, alpha, tau, margin=0.0):
+def _mpa_setup(features, labels, proxies, gamma, alpha, tau, margin, class_axis_name):
   checks.check_features_labels(features, labels, "features")
-  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
+  num_local, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(gamma, "gamma", positive=True)
   checks.check_scalar(alpha, "alpha", positive=True)
   checks.check_scalar(tau, "tau", nonnegative=True)
   checks.check_scalar(margin, "margin")
-  valid = checks.label_guard(labels, num_classes)
-  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
+  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau, class_axis_name)
   return jnp.asarray(labels), valid, similarity, reg
 
 
-def _similarity_and_regularizer(features, proxies, gamma, tau):
+def _similarity_and_regularizer(features, proxies, gamma, tau, class_axis_name):
   """S (B, C) and tau R, normalising the proxies once for both."""
   w = _as_float(proxies)
   inv_norms = inverse_norm(w, axis=-1)[..., 0]
@@ -170,7 +184,8 @@ def _similarity_and_regularizer(features, proxies, gamma, tau):
   if not checks.is_traced(tau) and tau == 0:
     reg = jnp.zeros((), similarity.dtype)
   else:
-    reg = jnp.asarray(tau, similarity.dtype) * regularizer_from_norms(w, inv_norms)
+    reg = jnp.asarray(tau, similarity.dtype) * regularizer_from_norms(
+        w, inv_norms, class_axis_name=class_axis_name)
   return similarity, reg
 
 
@@ -185,6 +200,7 @@ def mpa_loss(
     tau: float = 0.2,
     axis_name: str | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Multi-proxies anchor (MPA) loss, MPA paper eqs. 6-7.
 
@@ -211,7 +227,10 @@ def mpa_loss(
     axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
     reduction: the loss couples the whole batch and has no per-example values: "mean" and "sum"
       both return the scalar loss L; "none" returns the (C,) per-class terms
-      ``pos_c / |C+| + neg_c / C + tau R / C``, whose sum is L (the same on every device).
+      ``pos_c / |C+| + neg_c / C + tau R / C``, whose sum is L (the same on every device;
+      with `class_axis_name`, this device's (C_local,) block of them).
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Returns:
     A scalar, or (C,) for ``reduction="none"``.
@@ -224,10 +243,10 @@ def mpa_loss(
     ((), True)
   """
   labels, valid, similarity, reg = _mpa_setup(
-      features, labels, proxies, gamma, alpha, tau, margin)
-  per_class = _anchor_similarity_loss(
-      similarity, labels, alpha=alpha, margin=margin, axis_name=axis_name)
-  return _reduce_class_terms(per_class, reg, valid, reduction, axis_name)
+      features, labels, proxies, gamma, alpha, tau, margin, class_axis_name)
+  per_class = _anchor_similarity_loss(similarity, labels, alpha=alpha, margin=margin,
+                                      axis_name=axis_name, class_axis_name=class_axis_name)
+  return _reduce_class_terms(per_class, reg, valid, reduction, axis_name, class_axis_name)
 
 
 def mpa_dw_loss(
@@ -241,6 +260,7 @@ def mpa_dw_loss(
     tau: float = 0.2,
     axis_name: str | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Data-wise multi-proxies anchor (MPA-DW) loss, MPA paper eqs. 12-13.
 
@@ -254,6 +274,8 @@ def mpa_dw_loss(
     axis_name: with "mean"/"sum", the mean/sum runs over the global batch.
     reduction: "mean" (the paper's), "sum" (sum of the per-example terms, plus tau R once) or
       "none" (per-example ``l_i + tau R``, so that their mean is the "mean" value).
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
@@ -262,8 +284,9 @@ def mpa_dw_loss(
     (8,)
   """
   labels, valid, similarity, reg = _mpa_setup(
-      features, labels, proxies, gamma, alpha, tau, margin)
-  per_example = _dw_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
+      features, labels, proxies, gamma, alpha, tau, margin, class_axis_name)
+  per_example = _dw_similarity_loss(similarity, labels, alpha=alpha, margin=margin,
+                                    class_axis_name=class_axis_name)
   per_example = checks.nan_where_invalid(per_example, valid)
   return _with_regularizer(per_example, reg, reduction, axis_name)
 
@@ -279,6 +302,7 @@ def mpa_ap_loss(
     tau: float = 0.2,
     axis_name: str | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Data-wise all-paired multi-proxies anchor (MPA-AP) loss, MPA paper eqs. 15-17.
 
@@ -290,7 +314,7 @@ def mpa_ap_loss(
 
   Args:
     features, labels, proxies, alpha, gamma, margin, tau: as in `mpa_loss`.
-    axis_name, reduction: as in `mpa_dw_loss`.
+    axis_name, reduction, class_axis_name: as in `mpa_dw_loss`.
 
   Example:
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
@@ -299,8 +323,9 @@ def mpa_ap_loss(
     ()
   """
   labels, valid, similarity, reg = _mpa_setup(
-      features, labels, proxies, gamma, alpha, tau, margin)
-  per_example = _ap_similarity_loss(similarity, labels, alpha=alpha, margin=margin)
+      features, labels, proxies, gamma, alpha, tau, margin, class_axis_name)
+  per_example = _ap_similarity_loss(similarity, labels, alpha=alpha, margin=margin,
+                                    class_axis_name=class_axis_name)
   per_example = checks.nan_where_invalid(per_example, valid)
   return _with_regularizer(per_example, reg, reduction, axis_name)
 
@@ -314,6 +339,7 @@ def proxy_anchor_loss(
     margin: float = 0.1,
     axis_name: str | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Proxy-Anchor loss (Kim, Kim, Cho and Kwak, CVPR 2020).
 
@@ -335,6 +361,8 @@ def proxy_anchor_loss(
     axis_name: mapped axis of a data-parallel batch; the value is then that of the global batch.
     reduction: as in `mpa_loss` ("mean" and "sum": the scalar loss; "none": the (C,) per-class
       terms whose sum is the loss).
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Returns:
     A scalar, or (C,) for ``reduction="none"``.
@@ -347,14 +375,14 @@ def proxy_anchor_loss(
     True
   """
   checks.check_features_labels(features, labels, "features")
-  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
+  num_local = checks.check_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(alpha, "alpha", positive=True)
   checks.check_scalar(margin, "margin")
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
   similarity = _cosine(features, proxies)
-  per_class = _anchor_similarity_loss(
-      similarity, jnp.asarray(labels), alpha=alpha, margin=margin, axis_name=axis_name)
-  return _reduce_class_terms(per_class, 0.0, valid, reduction, axis_name)
+  per_class = _anchor_similarity_loss(similarity, jnp.asarray(labels), alpha=alpha, margin=margin,
+                                      axis_name=axis_name, class_axis_name=class_axis_name)
+  return _reduce_class_terms(per_class, 0.0, valid, reduction, axis_name, class_axis_name)
 
 
 def soft_triple_loss(
@@ -367,6 +395,7 @@ def soft_triple_loss(
     margin: float = 0.01,
     tau: float = 0.2,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""SoftTriple loss (Qian et al., "SoftTriple Loss: Deep Metric Learning Without Triplet
   Sampling", ICCV 2019).
@@ -392,6 +421,9 @@ def soft_triple_loss(
     margin: delta, subtracted from the target similarity.
     tau: weight of the proxy regulariser (0 for K = 1, where it vanishes anyway).
     reduction: as in `mpa_dw_loss`.
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value (regulariser included)
+      is the full-class one.
 
   Example:
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 16))
@@ -400,18 +432,19 @@ def soft_triple_loss(
     ()
   """
   checks.check_features_labels(features, labels, "features")
-  num_classes, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
+  num_local, _, _ = checks.check_multi_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(gamma, "gamma", positive=True)
   checks.check_scalar(tau, "tau", nonnegative=True)
   checks.check_scalar(la, "la", positive=True)
   checks.check_scalar(margin, "margin")
   labels = jnp.asarray(labels)
-  valid = checks.label_guard(labels, num_classes)
-  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau)
-  positive = checks.class_mask(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
+  similarity, reg = _similarity_and_regularizer(features, proxies, gamma, tau, class_axis_name)
+  positive = class_sharding.local_mask(labels, num_local, class_axis_name)
   logits = la * (similarity - margin * positive)
-  target = jnp.sum(jnp.where(positive, logits, 0.0), axis=1)
-  per_example = checks.nan_where_invalid(jax.nn.logsumexp(logits, axis=1) - target, valid)
+  target = class_sharding.psum(jnp.sum(jnp.where(positive, logits, 0.0), axis=1), class_axis_name)
+  lse = class_sharding.logsumexp(logits, class_axis_name)
+  per_example = checks.nan_where_invalid(lse - target, valid)
   return _with_regularizer(per_example, reg, reduction)
 
 
@@ -422,6 +455,7 @@ def proxy_nca_loss(
     *,
     softmax_scale: float = 1.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""ProxyNCA loss as pytorch-metric-learning's ``ProxyNCALoss`` computes it.
 
@@ -442,6 +476,8 @@ def proxy_nca_loss(
     proxies: (C, D).
     softmax_scale: s.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]])
@@ -451,16 +487,19 @@ def proxy_nca_loss(
   """
   checks.check_reduction(reduction)
   checks.check_features_labels(features, labels, "features")
-  num_classes = checks.check_proxies(proxies, np.shape(features)[1])
+  num_local = checks.check_proxies(proxies, np.shape(features)[1])
   checks.check_scalar(softmax_scale, "softmax_scale", positive=True)
   labels = jnp.asarray(labels)
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
   x = l2_normalize(jnp.asarray(features), axis=-1)
   w = _as_float(proxies)
   # ||x^ - w^||^2 with the proxies' normalisation as scales (1 unless a row is all zero).
   w_sq = jnp.sum(jnp.square(w), axis=1) * jnp.square(inverse_norm(w, axis=-1)[:, 0])
   sq_dist = jnp.sum(jnp.square(x), axis=1, keepdims=True) + w_sq[None] - 2.0 * _cosine(x, w)
   logits = -softmax_scale * jnp.maximum(sq_dist, 0.0)
-  target = jnp.take_along_axis(logits, jnp.clip(labels, 0, num_classes - 1)[:, None], axis=1)[:, 0]
-  per_example = jax.nn.logsumexp(logits, axis=1) - target
+  if class_axis_name is None:
+    target = jnp.take_along_axis(logits, jnp.clip(labels, 0, num_local - 1)[:, None], axis=1)[:, 0]
+  else:
+    target = class_sharding.label_column(logits, labels, class_axis_name)
+  per_example = class_sharding.logsumexp(logits, class_axis_name) - target
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)

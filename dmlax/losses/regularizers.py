@@ -9,6 +9,7 @@ from jax.typing import ArrayLike
 
 from dmlax import checks
 from dmlax.checks import check_multi_proxies
+from dmlax.losses import class_sharding
 from dmlax.losses.normalization import inverse_norm
 
 # SoftTriple's reference code (idstcv/SoftTriple) adds 1e-5 under the square root so that the
@@ -16,7 +17,7 @@ from dmlax.losses.normalization import inverse_norm
 PROXY_REG_EPS = 1e-5
 
 
-def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
+def proxy_regularizer(proxies: ArrayLike, *, class_axis_name: str | None = None) -> jax.Array:
   r"""Spread penalty of the K proxies of each class (SoftTriple, MPA paper eq. 3).
 
   .. math::
@@ -31,8 +32,14 @@ def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
   1e-5 and clamps ``2 cos`` at 2; the values differ by ~1e-5 / (2 distance) per pair. With
   ``K = 1`` there is nothing to spread and the result is 0 (the reference skips the term).
 
+  Every pair lies within one class, so with the classes sharded each device sums the pairs of
+  its own block and one scalar ``psum`` over the class axis completes the sum: no proxy block
+  leaves its device.
+
   Args:
     proxies: (C, K, D) proxies, unnormalised.
+    class_axis_name: mesh axis over which `proxies` is sharded by class (inside ``shard_map``:
+      the local contiguous (C_local, K, D) block); the value is the full-class one.
 
   Returns:
     A float32 (or wider) scalar.
@@ -44,16 +51,19 @@ def proxy_regularizer(proxies: ArrayLike) -> jax.Array:
   """
   check_multi_proxies(proxies)
   (w,) = checks.as_compute(proxies)
-  return regularizer_from_norms(w, inverse_norm(w, axis=-1)[..., 0])
+  return regularizer_from_norms(w, inverse_norm(w, axis=-1)[..., 0],
+                                class_axis_name=class_axis_name)
 
 
-def regularizer_from_norms(w: jax.Array, inv_norms: jax.Array) -> jax.Array:
+def regularizer_from_norms(w: jax.Array, inv_norms: jax.Array, *,
+                           class_axis_name: str | None = None) -> jax.Array:
   """`proxy_regularizer` of raw (C, K, D) proxies and their (C, K) inverse norms (no checks).
 
   Cosines are raw dot products scaled by the inverse norms, so no normalised (C, K, D) copy is
-  made; the losses share the inverse norms with their similarity.
+  made; the losses share the inverse norms with their similarity. With `class_axis_name`, `w`
+  is the local block of classes and the result the full-class regulariser.
   """
-  num_classes, k, _ = w.shape
+  num_local, k, _ = w.shape
   if k == 1:
     return jnp.zeros((), w.dtype)
   t, s = np.triu_indices(k, 1)
@@ -64,7 +74,9 @@ def regularizer_from_norms(w: jax.Array, inv_norms: jax.Array) -> jax.Array:
   else:
     dots = jnp.einsum("ckd,cld->ckl", w, w)[:, t, s]
   cos = dots * inv_norms[:, t] * inv_norms[:, s]
-  return jnp.sum(jnp.sqrt(2.0 + PROXY_REG_EPS - 2.0 * cos)) / (num_classes * k * (k - 1))
+  total = class_sharding.psum(jnp.sum(jnp.sqrt(2.0 + PROXY_REG_EPS - 2.0 * cos)), class_axis_name)
+  num_classes = class_sharding.num_classes(num_local, class_axis_name)
+  return total / (num_classes * k * (k - 1))
 
 
 def center_loss(
