@@ -8,6 +8,14 @@ survive a noisy machine.
     python -m experiments.bench_losses                     # all groups, markdown table
     python -m experiments.bench_losses --out bench.md      # also write the table to a file
     python -m experiments.bench_losses --groups softmax_family --rounds 5
+    python -m experiments.bench_losses --groups group_softmax_profile --cost   # where it goes
+
+The group "group_softmax_profile" takes group softmax II (1, 2, 4) apart (one resolution; three
+resolutions without permutation; with a random permutation; with the discriminative sort), and
+`--cost` adds XLA's cost analysis of each compiled step (FLOPs and bytes accessed, exact and
+free of timing noise). On a loaded machine, `--clock process` with XLA on one thread
+(``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``) counts the
+CPU seconds of the work itself.
 
 With the group "proxy_pair_margin", the comparison with pytorch-metric-learning
 (`experiments/bench_proxy_losses.py`) follows the main table.
@@ -16,23 +24,64 @@ With the group "proxy_pair_margin", the comparison with pytorch-metric-learning
 from __future__ import annotations
 
 import os
+import time
 
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
 
+from dmlax import losses
 from experiments import bench_cases
 from experiments import bench_proxy_losses
 from experiments import timing
 
-_GROUPS = flags.DEFINE_list("groups", list(bench_cases.CASE_GROUPS),
-                            f"case groups to run, of {list(bench_cases.CASE_GROUPS)}")
+
+
+def group_softmax_profile_cases() -> list[bench_cases.Case]:
+  """Group softmax II (1, 2, 4) at the ImageNet shape, one cost added per case."""
+  init = bench_cases.classifier_init
+
+  def gsl(groups, grouping):
+    rng = jax.random.PRNGKey(0) if grouping == "random" else None
+    return lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=groups, grouping=grouping,
+                                                     rng=rng)
+
+  return [
+      bench_cases.Case("group softmax (1,): softmax CE through it", "imagenet",
+                       gsl((1,), "prefixed"), init),
+      bench_cases.Case("+ 3 resolutions (1,2,4), prefixed: no permutation", "imagenet",
+                       gsl((1, 2, 4), "prefixed"), init),
+      bench_cases.Case("+ feature permutation (random)", "imagenet",
+                       gsl((1, 2, 4), "random"), init),
+      bench_cases.Case("+ discriminativity score and sort (the loss)", "imagenet",
+                       gsl((1, 2, 4), "discriminative"), init),
+  ]
+
+
+_CASE_GROUPS = {**bench_cases.CASE_GROUPS, "group_softmax_profile": group_softmax_profile_cases}
+_DEFAULT_GROUPS = list(bench_cases.CASE_GROUPS)
+
+_GROUPS = flags.DEFINE_list("groups", _DEFAULT_GROUPS,
+                            f"case groups to run, of {list(_CASE_GROUPS)}")
 _FILTER = flags.DEFINE_string("filter", None, "only cases whose name contains this substring "
                               "(the baseline always runs)")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "interleaved rounds (median)")
 _INNER = flags.DEFINE_integer("inner", 3, "calls per round")
 _OUT = flags.DEFINE_string("out", None, "also write the markdown table here")
+_COST = flags.DEFINE_bool("cost", False, "add XLA cost-analysis columns (FLOPs, bytes accessed)")
+_CLOCK = flags.DEFINE_enum("clock", "wall", ["wall", "process"],
+                           "wall time, or this process's CPU time (use with XLA on one thread)")
+
+
+def _cost(step, *args) -> tuple[float | None, float | None]:
+  """(FLOPs, bytes accessed) of the compiled step from XLA's cost analysis (None if unknown)."""
+  analysis = step.lower(*args).compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  if not analysis:
+    return None, None
+  return analysis.get("flops"), analysis.get("bytes accessed")
 
 
 def _make_step(case: bench_cases.Case, shape: bench_cases.Shape):
@@ -45,7 +94,8 @@ def _make_step(case: bench_cases.Case, shape: bench_cases.Shape):
   return step, (features, labels, params)
 
 
-def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int) -> list[dict]:
+def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
+            clock=time.perf_counter, cost: bool = False) -> list[dict]:
   """Times each case with its shape's baseline interleaved; returns one row per case."""
   by_shape: dict[str, list[bench_cases.Case]] = {}
   for case in cases:
@@ -54,16 +104,23 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int) -> list[d
   for shape_name, shape_cases in by_shape.items():
     shape = bench_cases.SHAPES[shape_name]
     all_cases = [bench_cases.baseline_case(shape_name)] + shape_cases
-    fns, mems = {}, {}
+    fns, mems, costs = {}, {}, {}
     for case in all_cases:
       step, step_args = _make_step(case, shape)
       mems[case.name] = timing.temp_bytes(step, *step_args)
+      costs[case.name] = _cost(step, *step_args) if cost else (None, None)
       fns[case.name] = (lambda s=step, a=step_args: s(*a))
-    times = timing.interleaved_medians(fns, rounds=rounds, inner=inner)
+    times = timing.interleaved_medians(fns, rounds=rounds, inner=inner, clock=clock)
     base_t, base_m = times[all_cases[0].name], mems[all_cases[0].name]
+    base_flops, base_bytes = costs[all_cases[0].name]
     for case in all_cases:
       t, m = times[case.name], mems[case.name]
+      flops, accessed = costs[case.name]
       rows.append({
+          "gflop": None if flops is None else flops / 1e9,
+          "flop_ratio": None if not (flops and base_flops) else flops / base_flops,
+          "accessed_mb": None if accessed is None else accessed / 2**20,
+          "accessed_ratio": None if not (accessed and base_bytes) else accessed / base_bytes,
           "loss": case.name,
           "shape": f"B={shape.batch} D={shape.dim} C={shape.num_classes}",
           "ms": 1e3 * t,
@@ -75,17 +132,22 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int) -> list[d
   return rows
 
 
-def markdown(rows: list[dict]) -> str:
-  lines = [
-      "| loss | shape | fwd+bwd ms | time / softmax CE | target | XLA temp MiB | temp / softmax CE |",
-      "|---|---|---:|---:|---:|---:|---:|",
-  ]
+def markdown(rows: list[dict], cost: bool = False) -> str:
+  head = "| loss | shape | fwd+bwd ms | time / softmax CE | target | XLA temp MiB | temp / softmax CE |"
+  rule = "|---|---|---:|---:|---:|---:|---:|"
+  if cost:
+    head += " GFLOP | FLOPs / softmax CE | MiB accessed | accessed / softmax CE |"
+    rule += "---:|---:|---:|---:|"
+  lines = [head, rule]
+  fmt = lambda v, spec, unit="": "n/a" if v is None else f"{v:{spec}}{unit}"  # noqa: E731
   for r in rows:
     target = "" if r["target"] is None else f"<= {r['target']:g}x"
-    temp = "n/a" if r["temp_mb"] is None else f"{r['temp_mb']:.1f}"
-    mem_ratio = "n/a" if r["mem_ratio"] is None else f"{r['mem_ratio']:.2f}x"
-    lines.append(f"| {r['loss']} | {r['shape']} | {r['ms']:.1f} | {r['time_ratio']:.2f}x | "
-                 f"{target} | {temp} | {mem_ratio} |")
+    line = (f"| {r['loss']} | {r['shape']} | {r['ms']:.1f} | {r['time_ratio']:.2f}x | "
+            f"{target} | {fmt(r['temp_mb'], '.1f')} | {fmt(r['mem_ratio'], '.2f', 'x')} |")
+    if cost:
+      line += (f" {fmt(r['gflop'], '.3f')} | {fmt(r['flop_ratio'], '.3f', 'x')} |"
+               f" {fmt(r['accessed_mb'], '.1f')} | {fmt(r['accessed_ratio'], '.2f', 'x')} |")
+    lines.append(line)
   return "\n".join(lines)
 
 
@@ -93,16 +155,19 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   groups = _GROUPS.value
-  unknown = [g for g in groups if g not in bench_cases.CASE_GROUPS]
+  unknown = [g for g in groups if g not in _CASE_GROUPS]
   if unknown:
-    raise app.UsageError(f"unknown groups {unknown}; known: {list(bench_cases.CASE_GROUPS)}")
-  cases = [case for g in groups for case in bench_cases.CASE_GROUPS[g]()]
+    raise app.UsageError(f"unknown groups {unknown}; known: {list(_CASE_GROUPS)}")
+  cases = [case for g in groups for case in _CASE_GROUPS[g]()]
   if _FILTER.value:
     cases = [case for case in cases if _FILTER.value in case.name]
-  rows = measure(cases, rounds=_ROUNDS.value, inner=_INNER.value)
-  table = markdown(rows)
+  clock = time.process_time if _CLOCK.value == "process" else time.perf_counter
+  rows = measure(cases, rounds=_ROUNDS.value, inner=_INNER.value, clock=clock, cost=_COST.value)
+  table = markdown(rows, cost=_COST.value)
   header = (f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; "
-            f"median of {_ROUNDS.value} interleaved rounds x {_INNER.value} calls")
+            f"median of {_ROUNDS.value} interleaved rounds x {_INNER.value} calls "
+            f"({_CLOCK.value} clock; load average {os.getloadavg()[0]:.1f}; "
+            f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
   print(header)
   print(table)
   if "proxy_pair_margin" in groups:  # the same losses against pytorch-metric-learning

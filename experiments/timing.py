@@ -29,17 +29,21 @@ def temp_bytes(jitted, *args) -> int | None:
 
 def interleaved_medians(
     fns: Mapping[str, Callable[[], object]], *, rounds: int = 7, inner: int = 3,
-    warmup: int = 2) -> dict[str, float]:
-  """Median seconds per call of each zero-argument function, measured round-robin."""
+    warmup: int = 2, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+  """Median seconds per call of each zero-argument function, measured round-robin.
+
+  `clock`: wall time by default; ``time.process_time`` counts this process's CPU seconds (with
+  XLA on one thread, the work itself, unaffected by other jobs waiting for the same cores).
+  """
   for fn in fns.values():
     for _ in range(warmup):
       block(fn())
   samples: dict[str, list[float]] = {name: [] for name in fns}
   for _ in range(rounds):
     for name, fn in fns.items():
-      start = time.perf_counter()
+      start = clock()
       for _ in range(inner):
         out = fn()
       block(out)
-      samples[name].append((time.perf_counter() - start) / inner)
+      samples[name].append((clock() - start) / inner)
   return {name: statistics.median(s) for name, s in samples.items()}

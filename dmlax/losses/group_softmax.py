@@ -19,6 +19,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.losses import class_sharding
 
 LOSS_TYPES = ("I", "II")
 GROUPINGS = ("discriminative", "random", "prefixed")
@@ -135,37 +136,48 @@ def _check_groups(groups, dim: int) -> tuple[int, ...]:
   return groups
 
 
-def _discriminativity(features, labels, weights, axis_name):
+def _discriminativity(features, labels, weights, axis_name, class_axis_name):
   """Batch-mean discriminativity score (eq. 9) in its O(B·D) form, under stop_gradient.
 
   ``lam[j] = mean_b x[b, j] (W[j, y_b] - (sum_c W[j, c] - W[j, y_b]) / (C - 1))``; the bias
-  part of eq. 9 is the same for every j, so it cannot change the sort and is left out.
+  part of eq. 9 is the same for every j, so it cannot change the sort and is left out. The score
+  is linear in the per-shard pieces (the label column lives on one class shard, the class sum
+  and the batch sum split over shards), so one psum over the batch and class axes gives every
+  device the same global score, hence the same sort.
   """
   x = jax.lax.stop_gradient(features)
   w = jax.lax.stop_gradient(weights)
   x, w = checks.as_compute(x, w)
-  num_classes = w.shape[1]
+  num_local = w.shape[1]
+  num_classes = class_sharding.num_classes(num_local, class_axis_name)
+  local = labels - class_sharding.offset(num_local, class_axis_name)
   # The barrier keeps XLA from fusing the column gather into the reduction, which on CPU turns
   # an O(B·D) pass into a slow element-wise gather loop (5x slower at B=256, D=2048).
-  w_y = jax.lax.optimization_barrier(jnp.take(w, labels, axis=1, mode="clip"))  # (D, B)
-  target = jnp.sum(x.T * w_y, axis=1)
+  # (B, D) is the gather's natural output layout: no transpose of it or of x is needed.
+  w_y = jax.lax.optimization_barrier(jnp.take(w, local, axis=1, mode="clip").T)
+  if class_axis_name is not None:
+    # Only the shard that holds an example's class contributes its label column.
+    w_y = jnp.where(((local >= 0) & (local < num_local))[:, None], w_y, 0.0)
+  target = jnp.sum(x * w_y, axis=0)
   feature_sum = jnp.sum(x, axis=0)
   total = (num_classes * target - jnp.sum(w, axis=1) * feature_sum) / (num_classes - 1)
   count = jnp.asarray(x.shape[0], x.dtype)
+  axes = tuple(a for a in (axis_name, class_axis_name) if a is not None)
+  if axes:
+    total = jax.lax.psum(total, axes)
   if axis_name is not None:
-    total = jax.lax.psum(total, axis_name)
     count = jax.lax.psum(count, axis_name)
   return total / count
 
 
-def _sort_order(features, labels, weights, grouping, rng, axis_name):
+def _sort_order(features, labels, weights, grouping, rng, axis_name, class_axis_name):
   """Feature indices in group order (least discriminative first), or None for identity."""
   dim = features.shape[1]
   if grouping == "prefixed":
     return None
   if grouping == "random":
     return jax.random.permutation(rng, dim).astype(jnp.int32)
-  scores = _discriminativity(features, labels, weights, axis_name)
+  scores = _discriminativity(features, labels, weights, axis_name, class_axis_name)
   return jnp.argsort(scores, stable=True).astype(jnp.int32)
 
 
@@ -176,6 +188,7 @@ def discriminative_grouping(
     num_groups: int,
     *,
     axis_name: str | None = None,
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Group index of every feature component under discriminative grouping (eqs. 9-10).
 
@@ -195,6 +208,9 @@ def discriminative_grouping(
     weights: (D, C) classifier weights.
     num_groups: G, 1 <= G <= D.
     axis_name: average the scores over this mapped axis (pmap / shard_map).
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the class sum of eq. 9 is then
+      summed over that axis too, so every device gets the full-class grouping.
 
   Returns:
     (D,) int32 group index in [0, G) of each feature component.
@@ -208,12 +224,38 @@ def discriminative_grouping(
   checks.check_classifier(weights, dim)
   (num_groups,) = _check_groups((num_groups,), dim)
   features, labels, weights = map(jnp.asarray, (features, labels, weights))
-  perm = _sort_order(features, labels, weights, "discriminative", None, axis_name)
+  perm = _sort_order(features, labels, weights, "discriminative", None, axis_name,
+                     class_axis_name)
   return jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(_group_of_position(dim, num_groups)))
 
 
 # ----------------------------------------------------------------------------------------------
 # The loss.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _coarsen(z: jax.Array, ranges: tuple[tuple[int, int], ...]) -> jax.Array:
+  """(H, B, C) fine group logits -> (G, B, C): coarse group i sums the fine groups in
+  ``range(*ranges[i])``.
+
+  Explicit adds of (B, C) slices fuse into one elementwise pass; a (G, H) 0/1 matmul or a reduce
+  over the short group axis runs several times slower on CPU. The transpose is written out
+  because autodiff's (one zero-padded copy per slice) costs a pass over (H, B, C) per fine group.
+  """
+  return jnp.stack([functools.reduce(jnp.add, [z[k] for k in range(a, b)]) for a, b in ranges])
+
+
+def _coarsen_fwd(z, ranges):
+  return _coarsen(z, ranges), None
+
+
+def _coarsen_bwd(ranges, _, g):
+  # Every fine group receives its coarse group's cotangent.
+  return (jnp.concatenate([jnp.broadcast_to(g[i], (b - a,) + g.shape[1:])
+                           for i, (a, b) in enumerate(ranges)]),)
+
+
+_coarsen.defvjp(_coarsen_fwd, _coarsen_bwd)
 
 
 def _group_logits(features, weights, bias, perm, groups):
@@ -226,10 +268,7 @@ def _group_logits(features, weights, bias, perm, groups):
     finer = [h for h in out if _boundaries(dim, g) <= _boundaries(dim, h)]
     if finer:
       h = min(finer)
-      # Explicit adds of (B, C) slices fuse into one elementwise pass; a (G, H) 0/1 matmul or a
-      # reduce over the short group axis runs several times slower on CPU.
-      out[g] = jnp.stack([functools.reduce(jnp.add, [out[h][k] for k in range(a, b)])
-                          for a, b in _nesting_ranges(dim, g, h)])
+      out[g] = _coarsen(out[h], tuple(_nesting_ranges(dim, g, h)))
       continue
     if g == 1:
       z = jnp.matmul(features, weights, preferred_element_type=dtype)[None]
@@ -245,9 +284,19 @@ def _group_logits(features, weights, bias, perm, groups):
   return out
 
 
-def _cross_entropy(z: jax.Array, target_mask: jax.Array) -> jax.Array:
-  """Softmax CE of (..., B, C) logits with a (B, C) one-hot target mask."""
-  return jax.nn.logsumexp(z, axis=-1) - jnp.sum(jnp.where(target_mask, z, 0.0), axis=-1)
+def _logsumexps(zs: list[jax.Array], class_axis_name: str | None) -> list[jax.Array]:
+  """(G, B) log-sum-exp over all classes of each (G, B, C_local) logits in `zs`."""
+  if class_axis_name is None:
+    return [jax.nn.logsumexp(z, axis=-1) for z in zs]
+  # Every resolution in one pmax and one psum of (sum of G, B).
+  splits = np.cumsum([z.shape[0] for z in zs])[:-1]
+  # The shift is a constant for differentiation (it cancels exactly).
+  shift = jax.lax.pmax(jax.lax.stop_gradient(
+      jnp.concatenate([jnp.max(z, axis=-1) for z in zs])), class_axis_name)
+  sums = [jnp.sum(jnp.exp(z - s[..., None]), axis=-1)
+          for z, s in zip(zs, jnp.split(shift, splits))]
+  total = jax.lax.psum(jnp.concatenate(sums), class_axis_name)
+  return jnp.split(shift + jnp.log(total), splits)
 
 
 def group_softmax_loss(
@@ -261,6 +310,7 @@ def group_softmax_loss(
     grouping: str = "discriminative",
     rng: jax.Array | None = None,
     axis_name: str | None = None,
+    class_axis_name: str | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
   r"""Multi-resolution group softmax loss (eqs. 5, 7, 8, 12, 13).
@@ -303,6 +353,11 @@ def group_softmax_loss(
       are over the global batch.
       Inside ``jax.shard_map``, ``jax.grad`` of the value is the global-batch gradient; inside
       ``jax.pmap`` it is that times the device count (psum transposes to psum there).
+    class_axis_name: mesh axis over which `weights` (and `bias`) are sharded by class (inside
+      ``shard_map``: the local contiguous block of classes, labels global); the value is the
+      full-class one. The feature permutation is the same on every shard (the scores of eq. 9
+      are summed over this axis as well), each shard builds its classes' group logits, and the
+      log-sum-exps combine with one pmax and one psum of (sum of groups, B).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
 
   Example:
@@ -313,8 +368,8 @@ def group_softmax_loss(
   """
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
-  num_classes = checks.check_classifier(weights, dim)
-  checks.check_bias(bias, num_classes)
+  num_local = checks.check_classifier(weights, dim)
+  checks.check_bias(bias, num_local)
   groups = _check_groups(groups, dim)
   checks.check_in(loss_type, LOSS_TYPES, "loss_type")
   checks.check_in(grouping, GROUPINGS, "grouping")
@@ -322,23 +377,22 @@ def group_softmax_loss(
     raise ValueError('rng: grouping="random" needs a PRNG key, got rng=None')
   features, labels, weights = map(jnp.asarray, (features, labels, weights))
   bias = None if bias is None else jnp.asarray(bias)
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_local, class_axis_name))
 
   perm = None
   if max(groups) > 1:
-    perm = _sort_order(features, labels, weights, grouping, rng, axis_name)
+    perm = _sort_order(features, labels, weights, grouping, rng, axis_name, class_axis_name)
   logits = _group_logits(features, weights, bias, perm, groups)
 
-  # A one-hot mask instead of a label gather: its gradient is elementwise, where the gather's is
-  # a scatter-add into every resolution's (G, B, C) logits.
-  target_mask = checks.class_mask(labels, num_classes)
+  # The groups of every resolution sum to the full logit x W + b (eq. 5, the bias shares sum to
+  # 1), so every resolution's label terms add up to the same (B,) label logit, taken once from
+  # the coarsest one. A one-hot mask instead of a label gather: its gradient is elementwise.
+  label_logit = class_sharding.label_column(
+      jnp.sum(logits[min(groups)], axis=0), labels, class_axis_name)
+  scaled = [g * logits[g] if loss_type == "I" else logits[g] for g in groups]  # (G, B, C)
   per_example = 0.0
-  for g in groups:
-    z = logits[g]  # (G, B, C)
-    if loss_type == "I":
-      z = g * z
-    per_group = _cross_entropy(z, target_mask)  # (G, B)
-    loss_g = jnp.sum(per_group, axis=0)
-    per_example = per_example + (loss_g / g if loss_type == "I" else loss_g)
-  per_example = per_example / len(groups)
+  for g, lse in zip(groups, _logsumexps(scaled, class_axis_name)):
+    lse_g = jnp.sum(lse, axis=0)  # lse: (G, B)
+    per_example = per_example + (lse_g / g if loss_type == "I" else lse_g)
+  per_example = per_example / len(groups) - label_logit
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction, axis_name)

@@ -10,6 +10,10 @@ lying exactly on a class weight has a finite gradient; the values are exact.
 Continuous hyperparameters (``scale``, additive ``margin``, ``lam``, ``noise_scale``) may be traced
 arrays; the multiplicative margin of L-Softmax / SphereFace is structural (a static integer).
 All of them, `jax.jacfwd` and `jax.hessian` included, differentiate in forward and reverse mode.
+
+Every loss here takes ``class_axis_name``: inside ``shard_map``, `weights` (and `bias`) hold the
+local contiguous block of classes of that mesh axis, labels are global, and the value is the
+full-class one (`dmlax.losses.class_sharding`); only (B,)-sized psum/pmax cross the class axis.
 """
 
 from __future__ import annotations
@@ -56,12 +60,13 @@ def _norm(x: jax.Array, axis: int) -> jax.Array:
   return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis), NORM_EPS * NORM_EPS))
 
 
-def _ce_with_target(logits, labels, target_logit, valid, reduction, class_axis_name=None):
+def _ce_with_target(logits, labels, target_logit, valid, reduction, class_axis_name=None,
+                    axis_name=None):
   """Cross-entropy where the label column of `logits` is replaced by `target_logit` (B,)."""
   onehot = class_sharding.local_mask(labels, logits.shape[1], class_axis_name)
   logits = jnp.where(onehot, target_logit[:, None], logits)
   per_example = class_sharding.logsumexp(logits, class_axis_name) - target_logit
-  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+  return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction, axis_name)
 
 
 def _target_column(matrix, labels, class_axis_name=None):
@@ -125,6 +130,7 @@ def large_margin_softmax_loss(
     margin: int = 4,
     lam: ArrayLike = 0.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Large-margin softmax (L-Softmax), Liu et al., ICML 2016.
 
@@ -145,6 +151,8 @@ def large_margin_softmax_loss(
     margin: m, a positive integer (structural, static).
     lam: lambda >= 0 (a Python or traced scalar).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> w = jnp.eye(2)
@@ -154,14 +162,15 @@ def large_margin_softmax_loss(
   """
   m = _check_int_margin(margin)
   checks.check_scalar(lam, "lam", nonnegative=True)
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   x_norm, w_norm = _norm(x, 1), _norm(w, 0)
   magnitudes = x_norm[:, None] * w_norm[None, :]
   cos = (x @ w) / magnitudes
-  cos_y = _target_column(cos, labels)
+  cos_y = _target_column(cos, labels, class_axis_name)
   lam = jnp.asarray(lam, x.dtype)
-  target = _target_column(magnitudes, labels) * (lam * cos_y + _psi(cos_y, m)) / (1.0 + lam)
-  return _ce_with_target(cos * magnitudes, labels, target, valid, reduction)
+  target = (_target_column(magnitudes, labels, class_axis_name)
+            * (lam * cos_y + _psi(cos_y, m)) / (1.0 + lam))
+  return _ce_with_target(cos * magnitudes, labels, target, valid, reduction, class_axis_name)
 
 
 def sphereface_loss(
@@ -172,6 +181,7 @@ def sphereface_loss(
     margin: int = 4,
     lam: ArrayLike = 0.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""SphereFace / A-Softmax, Liu et al., CVPR 2017: L-Softmax with normalised weights.
 
@@ -183,7 +193,8 @@ def sphereface_loss(
   lambda to a floor of 5 (`annealed_lambda`).
 
   Args:
-    features, labels, weights, margin, lam, reduction: as in `large_margin_softmax_loss`.
+    features, labels, weights, margin, lam, reduction, class_axis_name: as in
+      `large_margin_softmax_loss`.
 
   Example:
     >>> loss = sphereface_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), 3.0 * jnp.eye(2))
@@ -192,13 +203,14 @@ def sphereface_loss(
   """
   m = _check_int_margin(margin)
   checks.check_scalar(lam, "lam", nonnegative=True)
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   x_norm = _norm(x, 1)
   cos = (x @ w) / (x_norm[:, None] * _norm(w, 0)[None, :])
-  cos_y = _target_column(cos, labels)
+  cos_y = _target_column(cos, labels, class_axis_name)
   lam = jnp.asarray(lam, x.dtype)
   target = x_norm * (lam * cos_y + _psi(cos_y, m)) / (1.0 + lam)
-  return _ce_with_target(cos * x_norm[:, None], labels, target, valid, reduction)
+  return _ce_with_target(cos * x_norm[:, None], labels, target, valid, reduction,
+                         class_axis_name)
 
 
 def _cosines(x, w):
@@ -323,6 +335,7 @@ def sigsoftmax_loss(
     *,
     bias: ArrayLike | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""SigSoftmax cross-entropy, Kanai et al., NeurIPS 2018.
 
@@ -338,16 +351,20 @@ def sigsoftmax_loss(
     weights: (D, C) classifier weights.
     bias: optional (C,) bias.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` and `bias` are sharded by class (inside
+      ``shard_map``: the local contiguous block of classes, labels global); the value is the
+      full-class one.
 
   Example:
     >>> loss = sigsoftmax_loss(jnp.array([[0.0, 0.0]]), jnp.array([0]), jnp.eye(2))
     >>> bool(jnp.isclose(loss, jnp.log(2.0)))
     True
   """
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   z = _linear_logits(x, w, bias)
   z = z + jax.nn.log_sigmoid(z)
-  return _ce_with_target(z, labels, _target_column(z, labels), valid, reduction)
+  return _ce_with_target(z, labels, _target_column(z, labels, class_axis_name), valid, reduction,
+                         class_axis_name)
 
 
 def noisy_softmax_loss(
@@ -358,6 +375,8 @@ def noisy_softmax_loss(
     key: jax.Array,
     noise_scale: ArrayLike = 0.1,
     reduction: str = "mean",
+    axis_name: str | None = None,
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Noisy Softmax, Chen, Deng and Du, CVPR 2017: angular noise on the target logit.
 
@@ -370,13 +389,23 @@ def noisy_softmax_loss(
   loss is plain softmax cross-entropy without bias), and its default 0.1 is ours, not the
   paper's. The angle is capped at pi so the perturbation always lowers the target logit.
 
+  The noise is drawn per example, :math:`\xi = \mathcal N(0, I_B)` from `key`, never per class,
+  so sharding the classes does not change it. Under data parallelism pass `axis_name`: example
+  i of device k then takes entry :math:`k B + i` of the draw for the global batch, and the loss
+  is the one-device loss of the global batch whatever the split.
+
   Args:
     features: (B, D).
     labels: (B,) integer labels in [0, C).
     weights: (D, C).
-    key: PRNG key for the noise.
+    key: PRNG key for the noise, the same on every device.
     noise_scale: alpha >= 0.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    axis_name: mesh or pmap axis over which the batch is split (inside ``pmap`` /
+      ``shard_map``): "mean"/"sum" are over the global batch and the noise is the global
+      batch's draw (see above); "none" stays per device.
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of classes, labels global); the value is the full-class one.
 
   Example:
     >>> loss = noisy_softmax_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), jnp.eye(2),
@@ -385,21 +414,30 @@ def noisy_softmax_loss(
     True
   """
   checks.check_scalar(noise_scale, "noise_scale", nonnegative=True)
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   logits = x @ w
-  magnitudes = _norm(x, 1) * _norm(_target_rows(w, labels), 1)
-  cos_y = jnp.clip(_target_column(logits, labels) / magnitudes, -1.0, 1.0)
+  magnitudes = _norm(x, 1) * _target_norms(w, labels, class_axis_name)
+  cos_y = jnp.clip(_target_column(logits, labels, class_axis_name) / magnitudes, -1.0, 1.0)
   delta = jnp.asarray(noise_scale, x.dtype) * jnp.abs(
-      jax.random.normal(key, cos_y.shape, x.dtype))
+      _example_noise(key, x.shape[0], x.dtype, axis_name))
   theta = jnp.arccos(jax.lax.stop_gradient(cos_y))
   shifted = cos_y * jnp.cos(delta) - _sin_from_cos(cos_y) * jnp.sin(delta)
   target = magnitudes * jnp.where(theta + delta < math.pi, shifted, -1.0)
-  return _ce_with_target(logits, labels, target, valid, reduction)
+  return _ce_with_target(logits, labels, target, valid, reduction, class_axis_name, axis_name)
 
 
-def _target_rows(w, labels):
-  """(B, D): the weight column of each example's label."""
-  return jnp.take(w.T, jnp.clip(labels, 0, w.shape[1] - 1), axis=0)
+def _example_noise(key, batch: int, dtype, axis_name):
+  """(B,) standard normals, one per example; with `axis_name`, this device's block of the draw
+  for the global batch (B times the axis size), so the split of the batch does not change it."""
+  if axis_name is None:
+    return jax.random.normal(key, (batch,), dtype)
+  noise = jax.random.normal(key, (batch * jax.lax.psum(1, axis_name),), dtype)
+  return jax.lax.dynamic_slice_in_dim(noise, jax.lax.axis_index(axis_name) * batch, batch)
+
+
+def _target_norms(w, labels, class_axis_name):
+  """(B,) norm of each example's label column of (D, C_local) `w` (0 for an out-of-range one)."""
+  return class_sharding.take_classes(_norm(w, 0), labels, class_axis_name)
 
 
 def virtual_softmax_loss(
@@ -409,6 +447,7 @@ def virtual_softmax_loss(
     *,
     bias: ArrayLike | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Virtual Softmax, Chen, Deng and Shen, NeurIPS 2018: one extra virtual class.
 
@@ -426,19 +465,22 @@ def virtual_softmax_loss(
     weights: (D, C) classifier weights.
     bias: optional (C,) bias of the real classes.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` and `bias` are sharded by class (inside
+      ``shard_map``: the local contiguous block of classes, labels global); the value is the
+      full-class one, the virtual logit taken from the shard holding the target's weight.
 
   Example:
     >>> loss = virtual_softmax_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.eye(2))
     >>> bool(jnp.isclose(loss, jnp.log(2.0 + jnp.exp(-1.0))))
     True
   """
-  x, w, labels, valid = _setup(features, labels, weights, reduction)
+  x, w, labels, valid = _setup(features, labels, weights, reduction, class_axis_name)
   logits = _linear_logits(x, w, bias)
-  target = _target_column(logits, labels)
-  virtual = _norm(x, 1) * _norm(_target_rows(w, labels), 1)
-  per_example = jnp.logaddexp(jax.nn.logsumexp(logits, axis=1), virtual) - target
+  target = _target_column(logits, labels, class_axis_name)
+  virtual = _norm(x, 1) * _target_norms(w, labels, class_axis_name)
+  real = class_sharding.logsumexp(logits, class_axis_name)
+  per_example = jnp.logaddexp(real, virtual) - target
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
-
 
 
 def subcenter_arcface_loss(
@@ -450,6 +492,7 @@ def subcenter_arcface_loss(
     scale: float = 64.0,
     reduction: str = "mean",
     axis_name: str | None = None,
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Sub-center ArcFace, Deng et al., ECCV 2020, as pml's ``SubCenterArcFaceLoss``.
 
@@ -473,6 +516,10 @@ def subcenter_arcface_loss(
     margin, scale: m (radians) and s (may be traced).
     reduction: "mean", "sum" or "none" (per example).
     axis_name: with "mean"/"sum", reduce over the global batch (pmap / shard_map).
+    class_axis_name: mesh axis over which `weights` is sharded by class, its axis 1 (inside
+      ``shard_map``: (D, C_local, K), the local contiguous block of classes with all their
+      sub-centers, labels global); the max over sub-centers stays on the device holding the class,
+      and the value is the full-class one.
 
   Example:
     >>> w = jnp.stack([jnp.eye(2), -jnp.eye(2)], axis=-1)  # (D, C, K) = (2, 2, 2)
@@ -482,8 +529,6 @@ def subcenter_arcface_loss(
   """
   checks.check_reduction(reduction)
   _, dim = checks.check_features_labels(features, labels)
-  if jnp.shape(features)[0] == 0:
-    raise ValueError("features is an empty batch (B = 0)")
   checks.check_floating(weights, "weights", ndim=3)
   if jnp.shape(weights)[0] != dim:
     raise ValueError(f"weights must have shape (D, C, K) = ({dim}, C, K) to match the features, "
@@ -492,18 +537,11 @@ def subcenter_arcface_loss(
   if num_classes < 2 or k < 1:
     raise ValueError(f"weights must have at least 2 classes and 1 sub-center, got shape "
                      f"{tuple(jnp.shape(weights))}")
-  valid = checks.label_guard(labels, num_classes)
-  x = jnp.asarray(features)
-  w = jnp.asarray(weights)
-  dtype = jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
-  x, w = x.astype(dtype), w.astype(dtype).reshape(dim, num_classes * k)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
+  x, w = checks.as_compute(features, weights)
   labels = jnp.asarray(labels)
-  # Out-of-range rows: a NaN factor on the features makes both value and gradient NaN.
-  x = x * jnp.where(valid, 1.0, jnp.nan).astype(dtype)[:, None]
-  cos = jnp.max(_cosines(x, w).reshape(-1, num_classes, k), axis=-1)
-  cos_y = jnp.clip(_target_column(cos, labels), -1.0, 1.0)
+  cos = jnp.max(_cosines(x, w.reshape(dim, num_classes * k)).reshape(-1, num_classes, k), axis=-1)
+  cos_y = jnp.clip(_target_column(cos, labels, class_axis_name), -1.0, 1.0)
   target = scale * _arcface_psi(cos_y, margin)
-  onehot = labels[:, None] == jnp.arange(num_classes)[None, :]
-  logits = jnp.where(onehot, target[:, None], scale * cos)
-  per_example = jax.nn.logsumexp(logits, axis=1) - target
-  return checks.reduce_loss(per_example, reduction, axis_name)
+  return _ce_with_target(scale * cos, labels, target, valid, reduction, class_axis_name,
+                         axis_name)
