@@ -72,7 +72,7 @@ def softmax_family_cases() -> list[Case]:
            lambda x, y, w: losses.normalized_softmax_loss(x, y, w), classifier_init),
       Case("group softmax II (1,2,4)", "imagenet",
            lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 2, 4), loss_type="II"),
-           classifier_init, 1.5),
+           classifier_init, 1.25),
       Case("group softmax I (1,2)", "imagenet",
            lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 2), loss_type="I"),
            classifier_init),
@@ -83,7 +83,7 @@ def softmax_family_cases() -> list[Case]:
            lambda x, y, w: losses.group_softmax_loss(x, y, w, groups=(1, 3)), classifier_init),
       Case("W-Softmax alpha=1", "imagenet",
            lambda x, y, w: losses.weights_biased_softmax_loss(x, y, w, alpha=1.0),
-           classifier_init, 2.5),
+           classifier_init, 2.0),
       Case("SGSL alone", "imagenet",
            lambda x, y, w: losses.stop_gradient_softmax_loss(x, y, w), classifier_init),
       # start_below=inf: SGSL always joins, so both parts are timed.

@@ -6,6 +6,11 @@ into the classifier. The cosines are the softmax logits ``x @ W`` rescaled by th
 and, in the backward pass, folds the cosine cotangent into the logit cotangent before the single
 ``(.) @ W.T``: softmax + SGSL costs the three big matmuls of softmax CE alone.
 
+With `class_axis_name` (classifier columns sharded by class inside ``shard_map``,
+`dmlax.losses.class_sharding`) each shard computes its block of logits and cosines; the
+features enter the custom VJP cast to vary over the class axis, so the transpose of that cast
+sums the shards' partial feature cotangents (one (B, D) ``psum``).
+
 Because of that `jax.custom_vjp`, these losses support reverse mode only: ``jax.grad``,
 ``jax.vjp`` and ``jax.jacrev`` work, ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` raise (JAX
 cannot differentiate a custom VJP in forward mode). Computations run in
@@ -19,6 +24,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.losses import class_sharding
 from dmlax.losses import normalization
 from dmlax.losses.softmax import smoothed_cross_entropy
 
@@ -104,13 +110,12 @@ def _sc_bwd(res, g_cos):
 stop_gradient_cosine.defvjp(_sc_fwd, _sc_bwd)
 
 
-def _sgsl_per_example(cos, labels, gamma):
-  """softplus(LSE^gamma_{j != y}(cos_j) - cos_y), eq. 6."""
-  num_classes = cos.shape[1]
-  target_mask = checks.class_mask(labels, num_classes)
-  cos_y = jnp.sum(jnp.where(target_mask, cos, 0.0), axis=1)
+def _sgsl_per_example(cos, labels, gamma, class_axis_name=None):
+  """softplus(LSE^gamma_{j != y}(cos_j) - cos_y), eq. 6, over all shards' classes."""
+  target_mask = class_sharding.local_mask(labels, cos.shape[1], class_axis_name)
+  cos_y = class_sharding.label_column(cos, labels, class_axis_name)
   negatives = jnp.where(target_mask, -jnp.inf, gamma * cos)
-  lse = jax.nn.logsumexp(negatives, axis=1) / gamma
+  lse = class_sharding.logsumexp(negatives, class_axis_name) / gamma
   return jax.nn.softplus(lse - cos_y)
 
 
@@ -121,6 +126,29 @@ def _check_common(features, labels, weights, gamma):
   return num_classes
 
 
+def _varying_axes(x) -> frozenset:
+  """The manual mesh axes `x` varies over inside ``shard_map`` (empty outside)."""
+  aval = jax.typeof(x)
+  manual = getattr(aval, "manual_axis_type", None)  # newer JAX; older JAX names it ``vma``
+  return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
+
+
+def _same_mesh_axes(x, w):
+  """`x` and `w` cast to vary over the same manual mesh axes (identity outside ``shard_map``).
+
+  Inside ``shard_map`` the custom VJPs' cotangents vary over every axis either input varies over
+  (the batch's and the classes'), and a custom VJP must return each cotangent with its input's
+  type: casting both inputs first makes the transposes of the casts ``psum`` the per-shard
+  partial cotangents (``dx`` over the class shards, ``dW`` over the batch shards).
+  """
+  vx, vw = _varying_axes(x), _varying_axes(w)
+  if vw - vx:
+    x = jax.lax.pcast(x, tuple(sorted(vw - vx)), to="varying")
+  if vx - vw:
+    w = jax.lax.pcast(w, tuple(sorted(vx - vw)), to="varying")
+  return x, w
+
+
 def stop_gradient_softmax_loss(
     features: ArrayLike,
     labels: ArrayLike,
@@ -128,6 +156,7 @@ def stop_gradient_softmax_loss(
     *,
     gamma: float = 30.0,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""Stop-gradient softmax loss, SGSL (eq. 6).
 
@@ -148,6 +177,8 @@ def stop_gradient_softmax_loss(
     weights: (D, C) classifier weights, one column per class.
     gamma: LSE sharpness (paper default 30; Table 4 sweeps 1..70); may be traced.
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of columns, labels global); the value is the full-class one.
 
   Example:
     >>> x = jnp.array([[1.0, 0.0]]); w = jnp.eye(2)
@@ -157,10 +188,10 @@ def stop_gradient_softmax_loss(
   """
   checks.check_reduction(reduction)
   num_classes = _check_common(features, labels, weights, gamma)
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
   labels = jnp.asarray(labels)
-  cos = stop_gradient_cosine(jnp.asarray(features), jnp.asarray(weights))
-  per_example = _sgsl_per_example(cos, labels, gamma)
+  cos = stop_gradient_cosine(*_same_mesh_axes(jnp.asarray(features), jnp.asarray(weights)))
+  per_example = _sgsl_per_example(cos, labels, gamma, class_axis_name)
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
@@ -175,6 +206,7 @@ def softmax_sgsl_loss(
     start_below: float = 3.0,
     axis_name: str | None = None,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   r"""Label-smoothed softmax CE plus SGSL, the total loss of eq. 10 (eq. 7 with beta).
 
@@ -205,6 +237,10 @@ def softmax_sgsl_loss(
       Inside ``jax.shard_map``, ``jax.grad`` of the value is the global-batch gradient; inside
       ``jax.pmap`` it is that times the device count (psum transposes to psum there).
     reduction: "mean", "sum" (over the global batch with `axis_name`) or "none" (per example).
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of columns, labels global). The softmax part, SGSL and the gate
+      are those of all classes (the gate sees the full-class softmax loss); composes with
+      `axis_name` on a (data x model) mesh.
 
   Returns:
     ``(total, aux)``: the total, and ``aux = {"softmax": ..., "sgsl": ..., "sgsl_active":
@@ -221,12 +257,13 @@ def softmax_sgsl_loss(
   checks.check_scalar(label_smoothing, "label_smoothing", nonnegative=True, below=1.0)
   checks.check_scalar(beta, "beta")
   checks.check_scalar(start_below, "start_below")
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
   labels = jnp.asarray(labels)
-  logits, cos = logits_and_cosine(jnp.asarray(features), jnp.asarray(weights))
-  softmax_i = checks.nan_where_invalid(
-      smoothed_cross_entropy(logits, labels, label_smoothing), valid)
-  sgsl_i = checks.nan_where_invalid(_sgsl_per_example(cos, labels, gamma), valid)
+  logits, cos = logits_and_cosine(*_same_mesh_axes(jnp.asarray(features), jnp.asarray(weights)))
+  softmax_i = checks.nan_where_invalid(smoothed_cross_entropy(
+      logits, labels, label_smoothing, class_axis_name=class_axis_name), valid)
+  sgsl_i = checks.nan_where_invalid(
+      _sgsl_per_example(cos, labels, gamma, class_axis_name), valid)
   gate_value = checks.reduce_loss(softmax_i, "mean", axis_name)
   active = jax.lax.stop_gradient(gate_value) < start_below
   softmax = checks.reduce_loss(softmax_i, reduction, axis_name)

@@ -18,6 +18,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from dmlax import checks
+from dmlax.losses import class_sharding
 from dmlax.losses import normalization
 from dmlax.losses.softmax import smoothed_cross_entropy
 
@@ -90,6 +91,7 @@ def weights_biased_softmax_loss(
     alpha: ArrayLike = 1.0,
     stop_gradient_biased: bool = False,
     reduction: str = "mean",
+    class_axis_name: str | None = None,
 ) -> jax.Array:
   r"""W-Softmax: softmax CE where each negative class is pulled towards the target (eqs. 1, 11-13).
 
@@ -100,11 +102,13 @@ def weights_biased_softmax_loss(
     w_c = \frac{W_{:,c}}{\|W_{:,c}\|}
 
   Li & Wang, "Learning discriminative features via weights-biased softmax loss", Pattern
-  Recognition 2020. No bias; columns normalised, features not. ``alpha = 0`` is softmax with
-  normalised columns; test-time logits are ``x @ w``. Computed without per-sample weights:
-  ``s = x @ w``, ``g = w[:, y].T @ w`` (or rows of the Gram matrix ``w.T @ w`` when B > C),
-  logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1, 1e-6))``. Logits accumulate in
-  float32 (float64 for float64 inputs).
+  Recognition 2020. No bias (the paper removes the last layer's biases, sec. 4.2); columns
+  normalised, features not. ``alpha = 0`` is softmax with normalised columns; test-time logits
+  are ``x @ w``. Computed without per-sample weights:
+  ``s = (x @ W) / ||W_{:,c}||``, ``g = (w[:, y].T @ W) / ||W_{:,c}||`` (or rows of the Gram
+  matrix ``w.T @ w`` when B > C), logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1,
+  1e-6))``: two (B, D, C) products where softmax has one. Logits accumulate in float32 (float64
+  for float64 inputs).
 
   ``stop_gradient_biased=True`` is an ablation, not the paper's loss and not the default: the
   biased negative weights :math:`w_j'` are constants for differentiation (``stop_gradient``), so
@@ -113,6 +117,11 @@ def weights_biased_softmax_loss(
   Fig. 5 reports (mean angle between features and their class weight, eq. 14, falling as alpha
   grows) from the effect of the biased weights on the classifier. Its value equals the default's.
 
+  With `class_axis_name` the biased logits of a shard's classes need only the target columns
+  ``w_y`` (D, B), gathered from the shard holding each label by one (D, B) ``psum``; ``s_y`` is a
+  (B,) ``psum`` and the softmax normaliser a (B,) ``pmax`` and ``psum``
+  (`dmlax.losses.class_sharding`).
+
   Args:
     features: (B, D) floating features.
     labels: (B,) integer labels in [0, C).
@@ -120,6 +129,8 @@ def weights_biased_softmax_loss(
     alpha: margin parameter, a real >= 0 (the paper uses 0.5 - 1.5); may be traced.
     stop_gradient_biased: the ablation above (structural, a Python bool).
     reduction: "mean", "sum" or "none" (per example, shape (B,)).
+    class_axis_name: mesh axis over which `weights` is sharded by class (inside ``shard_map``:
+      the local contiguous block of columns, labels global); the value is the full-class one.
 
   Example:
     >>> x = jnp.array([[2.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -133,38 +144,61 @@ def weights_biased_softmax_loss(
   checks.check_scalar(alpha, "alpha", nonnegative=True)
   if not isinstance(stop_gradient_biased, bool):
     raise ValueError(f"stop_gradient_biased must be a Python bool, got {stop_gradient_biased!r}")
-  valid = checks.label_guard(labels, num_classes)
+  valid = checks.label_guard(labels, class_sharding.num_classes(num_classes, class_axis_name))
   dtype = checks.compute_dtype(features, weights)
   x = jnp.asarray(features).astype(dtype)
   labels = jnp.asarray(labels)
   weights = jnp.asarray(weights)
+  w_raw = weights.astype(dtype)
+  # The column norms scale the (B, C) products, not the (D, C) weights: normalising W first
+  # writes a second (D, C) array and sends its gradient through two more (D, C) passes.
   inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), compute dtype
-  w = weights.astype(dtype) * inv_norm
-  s = jnp.matmul(x, w, preferred_element_type=dtype)
+  s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
   if not checks.is_traced(alpha) and alpha == 0:
-    logits = s
+    per_example = smoothed_cross_entropy(s, labels, 0.0, class_axis_name=class_axis_name)
   else:
     alpha = jnp.asarray(alpha, dtype)
     if stop_gradient_biased:
-      raw, inv, w_b = map(jax.lax.stop_gradient, (weights, inv_norm, w))
-      s_b = jnp.matmul(x, w_b, preferred_element_type=dtype)
+      raw, inv = map(jax.lax.stop_gradient, (w_raw, inv_norm))
+      s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv
     else:
-      raw, inv, w_b, s_b = weights, inv_norm, w, s
-    if batch <= num_classes:
-      # Gather the raw columns into a materialised (D, B) array (row-wise reads of W), then
-      # scale by their norms. Fused with the normalisation and the matmul, XLA gathers in (B, D)
-      # order instead: a strided read of W that costs more than the matmul on CPU.
-      raw_y = jax.lax.optimization_barrier(jnp.take_along_axis(
-          raw, jnp.broadcast_to(labels[None, :], (dim, batch)), axis=1, mode="clip"))
-      w_y = raw_y.astype(dtype) * jnp.take(inv[0], labels, mode="clip")[None, :]
-      g = jnp.einsum("db,dc->bc", w_y, w_b, preferred_element_type=dtype)
+      raw, inv, s_b = w_raw, inv_norm, s
+    if class_axis_name is not None or batch <= num_classes:
+      w_y = _target_columns(raw, inv, labels, dtype, class_axis_name)
+      g = jnp.einsum("db,dc->bc", w_y, raw, preferred_element_type=dtype) * inv
     else:
+      w_b = raw * inv
       g = jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
-    target_mask = checks.class_mask(labels, num_classes)
-    s_y = jnp.sum(jnp.where(target_mask, s_b, 0.0), axis=1, keepdims=True)
+    target_mask = class_sharding.local_mask(labels, num_classes, class_axis_name)
+    s_y = class_sharding.label_column(s_b, labels, class_axis_name)[:, None]
     sq_norm = alpha * alpha + 2.0 * alpha * g + 1.0
     negative = (alpha * s_y + s_b) * jax.lax.rsqrt(jnp.maximum(sq_norm, _MIN_SQ_NORM))
     # The target column of the formula is s_y * (1 + alpha) / (1 + alpha): use s_y exactly.
     logits = jnp.where(target_mask, s, negative)
-  per_example = smoothed_cross_entropy(logits, labels, 0.0)
+    # Softmax CE with the target logit already at hand: no second gather of it, and no (B, C)
+    # scatter of its gradient.
+    target = s_y[:, 0]
+    if stop_gradient_biased:  # the ablation's target logit keeps its gradient into W
+      target = class_sharding.label_column(s, labels, class_axis_name)
+    per_example = class_sharding.logsumexp(logits, class_axis_name) - target
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
+
+
+def _target_columns(raw, inv, labels, dtype, class_axis_name):
+  """(D, B) normalised columns ``w[:, y]`` of the (D, C_local) `raw` weights (inverse norms `inv`).
+
+  The raw columns are gathered into a materialised (D, B) array (row-wise reads of W), then
+  scaled by their norms. Fused with the normalisation and the matmul, XLA gathers in (B, D)
+  order instead: a strided read of W that costs more than the matmul on CPU. With
+  `class_axis_name` each shard gathers the labels it holds (zeros elsewhere) and one (D, B)
+  ``psum`` assembles them.
+  """
+  dim, num_local = raw.shape
+  local = labels - class_sharding.offset(num_local, class_axis_name)
+  raw_y = jax.lax.optimization_barrier(jnp.take_along_axis(
+      raw, jnp.broadcast_to(local[None, :], (dim, local.shape[0])), axis=1, mode="clip"))
+  w_y = raw_y.astype(dtype) * jnp.take(inv[0], local, mode="clip")[None, :]
+  if class_axis_name is None:
+    return w_y
+  held = (local >= 0) & (local < num_local)
+  return class_sharding.psum(jnp.where(held[None, :], w_y, 0.0), class_axis_name)
