@@ -16,10 +16,14 @@ validation` trains on classes 0-39 and evaluates on 40-63 (all training classes 
 protocol): the split on which hyperparameters are chosen. `--loss` and `--baseline` take the
 config's arguments, e.g. `--loss mpa,head_lr=0.01`.
 
-Compiled programs are cached on disk (`<workdir>/_jax_cache`): the two losses share the
-network's evaluation programs, and later seeds and later runs of the job reuse everything.
+The runs train side by side in `--jobs` (default 2) spawned processes, while this process
+computes the reference rows: compiling a program keeps about one core busy, so on a 2-core
+machine two runs at once take little more wall time than one. Compiled programs are cached on
+disk (`<workdir>/_jax_cache`), so later seeds and later runs of the job compile nothing.
 """
 
+import concurrent.futures
+import multiprocessing
 import os
 import shutil
 import time
@@ -38,6 +42,7 @@ def _define_flags():
   flags.DEFINE_integer("seeds", 1, "Seeds 0..N-1 per loss; N >= 2 adds the paired statistics.")
   flags.DEFINE_enum("task", "retrieval", ["retrieval", "validation"],
                     "retrieval: train 0-63, test 64-99; validation: train 0-39, test 40-63.")
+  flags.DEFINE_integer("jobs", 2, "Runs trained side by side in spawned processes.")
   flags.DEFINE_bool("smoke", False, "A few steps on the 8x8 digits (the machinery, for tests).")
   flags.DEFINE_bool("fresh", True, "Delete earlier runs in the workdir first (else resume them).")
 
@@ -61,6 +66,30 @@ def _config_arg(loss: str, seed: int) -> str:
 
 def _dirname(loss: str) -> str:
   return loss.replace(",", "_").replace("=", "")
+
+
+def train_one(arg: str, workdir: str) -> dict:
+  """Trains and evaluates `configs/quickstart.py:<arg>` in `workdir` (also in a worker)."""
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config(arg)
+  config.lock()
+  return loop.train_and_evaluate(config, workdir)
+
+
+def _worker_init():
+  from dmlax.train import loop  # pylint: disable=g-import-not-at-top
+  loop.quiet_library_logs()
+  logging.set_verbosity(logging.WARNING)
+
+
+def _pool(jobs: int):
+  """`jobs` spawned training processes (None for one): a run compiles mostly on one core, so
+  two runs side by side keep both cores of a small machine busy."""
+  if jobs <= 1:
+    return None
+  return concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
 
 
 def paired_lines(loss: str, baseline: str, runs: dict) -> list[str]:
@@ -111,24 +140,40 @@ def main(argv):
   data.prepare(first.dataset.name, data_dir=first.dataset.data_dir)
   runs = {loss: {} for loss in losses}
   results = {}
+  pool = _pool(FLAGS.jobs) if len(configs) > 1 else None
+  pending = {}
   for i, ((loss, seed), config) in enumerate(configs.items(), 1):
-    config.lock()
     workdir = os.path.abspath(os.path.join(FLAGS.workdir, _dirname(loss), f"seed{seed}"))
     if FLAGS.fresh and os.path.isdir(workdir):
       shutil.rmtree(workdir)
+    arg = _config_arg(loss, seed)
     print(f"[{i}/{total}] training {loss} seed {seed}: {config.num_train_steps} steps of "
-          f"{config.batch_size} ({time.time() - start:.0f} s so far)", flush=True)
-    r = loop.train_and_evaluate(config, workdir)
+          f"{config.batch_size}{' (in parallel)' if pool else ''} "
+          f"({time.time() - start:.0f} s so far)", flush=True)
+    if pool is None:
+      pending[(loss, seed)] = (i, train_one(arg, workdir))
+    else:
+      pending[(loss, seed)] = (i, pool.submit(train_one, arg, workdir))
+  if pool is not None:  # the references are computed here while the runs train
+    print(f"[{total}/{total}] references: raw pixels and the untrained network on the same "
+          f"test split ({time.time() - start:.0f} s so far)", flush=True)
+    refs = reference_rows.compute(first, seed=0)
+  for (loss, seed), (i, r) in pending.items():
+    r = r if pool is None else r.result()
     if r.get("status") != "done":
       raise RuntimeError(f"{loss} seed {seed}: training stopped ({r.get('status')})")
     results[(loss, seed)] = r
     runs[loss][seed] = r["final"]
     f = r["final"]
     print(f"[{i}/{total}] {loss} seed {seed} done in {r['wall_time_s']:.0f} s: Recall@1 "
-          f"{100 * f['recall@1']:.2f}, MAP@R {100 * f['map@r']:.2f}", flush=True)
-  print(f"[{total}/{total}] references: raw pixels and the untrained network on the same "
-        f"test split ({time.time() - start:.0f} s so far)", flush=True)
-  refs = reference_rows.compute(first, seed=0)
+          f"{100 * f['recall@1']:.2f}, MAP@R {100 * f['map@r']:.2f} "
+          f"({time.time() - start:.0f} s so far)", flush=True)
+  if pool is None:
+    print(f"[{total}/{total}] references: raw pixels and the untrained network on the same "
+          f"test split ({time.time() - start:.0f} s so far)", flush=True)
+    refs = reference_rows.compute(first, seed=0)
+  else:
+    pool.shutdown()
   info = data.info(first.dataset.name, data_dir=first.dataset.data_dir, task=first.dataset.task)
   lo, hi = info.num_classes, info.num_classes + len(
       set(data.split_labels(first.dataset.name, task=first.dataset.task,
