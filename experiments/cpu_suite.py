@@ -254,9 +254,10 @@ def make_plots(name: str, summary: dict, plots_dir: str) -> list[tuple[str, str]
         plots.sweep, lambda: (summary,), metric="Accuracy (%)", vline=31,
         file="wsoftmax_width.png")
   elif name == "sgsl/cpu_heldout":
-    add("SGSL Fig. 3 analogue: the 3-d features of the held-out classes, label-smoothed softmax "
-        "(left) vs softmax + SGSL (right), seed 0, colour = class. SGSL's claim is more "
-        "compact classes (points of one colour closer together).",
+    add("SGSL Fig. 3 analogue: the 3-d features of the test images of the 32 classes trained "
+        "on (column glyphs_d3), label-smoothed softmax (left) vs softmax + SGSL (right), seed 0, "
+        "colour = class. SGSL's claim is more compact classes (points of one colour closer "
+        "together).",
         plots.features3d, lambda: ([wd("softmax", "glyphs_d3"), wd("softmax_sgsl", "glyphs_d3")],
                                    ["softmax", "softmax + SGSL"]), file="sgsl_features3d.png")
   elif name == "mpa/cpu_multimode":

@@ -6,6 +6,10 @@
 # raw pixels and the untrained network on the same test split, and where the results and
 # checkpoints are. Extra arguments go to experiments/quickstart.py, e.g.
 #   bash experiments/quickstart.sh --loss softmax_sgsl --workdir /tmp/quickstart
+#   bash experiments/quickstart.sh --seeds 5     # paired statistics over seeds 0-4
 set -euo pipefail
+start=$SECONDS
+echo "[setup] .venv with the pinned requirements (pip installs them on the first run only)"
 source "$(dirname "$0")/setup_env.sh"
+echo "[setup] done in $((SECONDS - start)) s"
 exec "$VENV_PY" -m experiments.quickstart "$@"

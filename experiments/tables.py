@@ -81,6 +81,36 @@ def _jsonable(x):
   return x
 
 
+def _with_new_defaults(saved, now, defaults):
+  """`saved` with the fields it lacks taken from `now` where `now` has the base config's
+  default there (`defaults`, None below an open group): fields the trainer gained after the run
+  was trained, left at the default that keeps its earlier behaviour. Otherwise `saved`."""
+  if not (isinstance(saved, dict) and isinstance(now, dict)):
+    return saved
+  out = {}
+  for key, value in saved.items():
+    sub = defaults.get(key) if isinstance(defaults, dict) else None
+    out[key] = _with_new_defaults(value, now.get(key), sub)
+  for key in now.keys() - saved.keys():
+    if not isinstance(defaults, dict) or key not in defaults or defaults[key] != now[key]:
+      return saved
+    out[key] = now[key]
+  return out
+
+
+def same_config(saved: dict, config) -> bool:
+  """Whether a finished run's saved config is `config`: the same JSON, or the same once the
+  fields added to `configs.common` since the run are filled in at their defaults (a cell whose
+  config sets such a field to anything else is trained again)."""
+  now = json.loads(_config_json(config))
+  saved = json.loads(json.dumps(_jsonable(saved), sort_keys=True))
+  if saved == now:
+    return True
+  from configs import common  # pylint: disable=g-import-not-at-top
+  defaults = json.loads(_config_json(common.get_config()))
+  return _with_new_defaults(saved, now, defaults) == now
+
+
 def _finished(workdir: str, config) -> dict | None:
   path = os.path.join(workdir, "results.json")
   if not os.path.exists(path):
@@ -89,7 +119,7 @@ def _finished(workdir: str, config) -> dict | None:
     results = json.load(f)
   if results.get("status") != "done":
     return None
-  if json.dumps(_jsonable(results["config"]), sort_keys=True) != _config_json(config):
+  if not same_config(results["config"], config):
     return None
   return results
 
@@ -99,11 +129,19 @@ def _config_key(config) -> str:
 
 
 def _twin(root: str, config) -> str | None:
-  path = os.path.join(root, "_by_config", _config_key(config))
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return f.read().strip()
+  """The workdir of a finished run of `config` recorded under `root/_by_config`, if any."""
+  index = os.path.join(root, "_by_config")
+  path = os.path.join(index, _config_key(config))
+  if os.path.exists(path):
+    with open(path) as f:
+      return f.read().strip()
+  # Runs recorded before the config gained fields are keyed by their shorter JSON.
+  for name in sorted(os.listdir(index)) if os.path.isdir(index) else ():
+    with open(os.path.join(index, name)) as f:
+      workdir = f.read().strip()
+    if _finished(workdir, config) is not None:
+      return workdir
+  return None
 
 
 def _remember(root: str, config, workdir: str) -> None:

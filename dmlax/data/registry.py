@@ -213,6 +213,9 @@ REGISTRY: dict[str, Entry] = {
     # the training classes (dmlax/data/builders/glyphs.py).
     "glyphs": Entry("glyphs", "label", (32, 32, 3), {
         "retrieval": _class_split(64, 100),
+        # Hyperparameters are chosen here, never on the test classes: the training classes
+        # 0-63 split into 40 to train on and 24 to retrieve among.
+        "validation": _class_split(40, 64),
         "classification": _classification(num_classes=100),
         # Scarce training data (GSL Table B.2b in small): 10 random training images a class.
         "per_class10": Task("classification", 100, functools.partial(

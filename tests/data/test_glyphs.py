@@ -83,6 +83,13 @@ def test_prepared_dataset_protocols(prepared_dir):
   np.testing.assert_array_equal(np.bincount(labels["test"].labels), [48] * 36)
   scarce = data.info("glyphs", task="per_class10", data_dir=prepared_dir)
   assert scarce.num_examples == {"train": 1000, "test": 1600}
+  val = data.info("glyphs", task="validation", data_dir=prepared_dir)
+  assert (val.num_classes, val.num_examples) == (40, {"train": 40 * 48, "test": 24 * 48})
+  val_labels = data.split_labels("glyphs", task="validation", data_dir=prepared_dir)
+  # Both validation splits are records of the retrieval task's training split, never its test.
+  for split in ("train", "test"):
+    assert set(val_labels[split].positions) <= set(labels["train"].positions)
+  np.testing.assert_array_equal(np.bincount(val_labels["test"].labels), [48] * 24)
   small = data.info("glyphs", task="classes32", data_dir=prepared_dir)
   assert (small.num_classes, small.num_examples) == (32, {"train": 1024, "test": 512})
   batch = next(iter(data.eval_batches("glyphs", split="test", batch_size=8,

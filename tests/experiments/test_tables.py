@@ -158,3 +158,25 @@ def test_experiments_import_graph_has_no_cycle():
   for module in sorted(graph):
     if module not in state:
       visit(module, [module])
+
+
+def test_same_config_fills_only_fields_added_at_their_defaults():
+  from configs import quickstart
+  config = quickstart.get_config("softmax,smoke")
+  saved = json.loads(tables._config_json(config))
+  assert tables.same_config(saved, config)
+  # A run saved before the trainer had optimizer.grad_clip_value (default 0: off) is the same
+  # run while the config leaves it off ...
+  del saved["optimizer"]["grad_clip_value"]
+  assert tables.same_config(saved, config)
+  # ... and not once the config sets it, or when a field of the saved run differs.
+  config.optimizer.grad_clip_value = 10.0
+  assert not tables.same_config(saved, config)
+  config.optimizer.grad_clip_value = 0.0
+  saved["optimizer"]["lr"] = 123.0
+  assert not tables.same_config(saved, config)
+  # A key under an open group (loss.kwargs) has no default to fill in.
+  saved = json.loads(tables._config_json(config))
+  with config.loss.kwargs.unlocked():
+    config.loss.kwargs.label_smoothing = 0.0
+  assert not tables.same_config(saved, config)
