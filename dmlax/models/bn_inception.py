@@ -44,8 +44,9 @@ class BNInception(nn.Module):
 
   Example:
     >>> net = BNInception()
-    >>> v = net.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), train=False)
-    >>> net.apply(v, jnp.zeros((1, 64, 64, 3)), train=False).shape
+    >>> x = jnp.zeros((1, 64, 64, 3))
+    >>> v = jax.eval_shape(lambda: net.init(jax.random.key(0), x, train=False))  # shapes only
+    >>> jax.eval_shape(lambda v: net.apply(v, x, train=False), v).shape
     (1, 2, 2, 1024)
   """
   bn_axis_name: str | None = None

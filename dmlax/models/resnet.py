@@ -116,8 +116,9 @@ class ResNet(nn.Module):
 
   Example:
     >>> net = ResNet(block="bottleneck", stage_sizes=(3, 4, 6, 3))
-    >>> v = net.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), train=False)
-    >>> net.apply(v, jnp.zeros((1, 64, 64, 3)), train=False).shape
+    >>> x = jnp.zeros((1, 64, 64, 3))
+    >>> v = jax.eval_shape(lambda: net.init(jax.random.key(0), x, train=False))  # shapes only
+    >>> jax.eval_shape(lambda v: net.apply(v, x, train=False), v).shape
     (1, 2, 2, 2048)
   """
   block: str
