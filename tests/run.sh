@@ -7,4 +7,4 @@
 set -euo pipefail
 source "$(dirname "$0")/../experiments/setup_env.sh"
 "$VENV_PY" -m ruff check .
-exec "$VENV_PY" -m pytest -n "${DMLAX_TEST_WORKERS:-2}" --dist loadgroup --doctest-modules "$@"
+exec "$VENV_PY" -m pytest -n "${DMLAX_TEST_WORKERS:-2}" --doctest-modules "$@"

@@ -21,10 +21,6 @@ from dmlax.train import checkpoints, checks, class_parallel, loss_params, object
 from dmlax.train import state as state_lib
 from dmlax.train import step as step_lib
 
-# The module fixture (every loss's reference run) is costly: one xdist worker runs the whole
-# module (tests/run.sh passes --dist loadgroup), so it is computed once, not once per worker.
-pytestmark = pytest.mark.xdist_group("class_parallel")
-
 NUM_CLASSES = 8
 GLOBAL_BATCH = 16
 STEPS = 3

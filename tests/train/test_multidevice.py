@@ -24,10 +24,6 @@ from configs import common
 from dmlax import losses
 from dmlax.train import objectives, optimizers, state as state_lib, step as step_lib
 
-# The module fixture (every loss's reference run) is costly: one xdist worker runs the whole
-# module (tests/run.sh passes --dist loadgroup), so it is computed once, not once per worker.
-pytestmark = pytest.mark.xdist_group("multidevice")
-
 NUM_CLASSES = 5
 GLOBAL_BATCH = 32
 STEPS = 3
