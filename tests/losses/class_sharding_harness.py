@@ -81,8 +81,7 @@ def assert_sharded_matches(
     mesh_shape: (data, model) sizes.
     batch_coupled: pass ``axis_name="data"`` (the loss reduces over the global batch itself).
   """
-  argnums = tuple(range(2 + len(params)))
-  argnums = (0,) + argnums[2:]
+  argnums = (0,) + tuple(range(2, 2 + len(params)))  # features and every param, not labels
   single = lambda x, y, *p: loss(x, y, *p, axis_name=None, class_axis_name=None)  # noqa: E731
   want = jax.jit(jax.value_and_grad(single, argnums=argnums))(features, labels, *params)
   sharded = sharded_loss(loss, params, class_axes, mesh_shape, batch_coupled)
