@@ -53,7 +53,7 @@ LOSSES = {
     "softmax_sgsl": dict(name="softmax_sgsl", head_lr=1e-2),           # SGSL paper, eq. 10
     "group_softmax": dict(name="group_softmax", kwargs={"groups": (1, 2, 4)}, head_lr=1e-2),
 }
-TASKS = ("retrieval", "validation")
+TASKS = ("retrieval", "validation", "train40")
 
 
 def get_config(arg: str | None = None):

@@ -40,8 +40,9 @@ def _define_flags():
                       "(a name in its LOSSES, optionally with ',head_lr=<rate>').")
   flags.DEFINE_string("baseline", "softmax", "The baseline loss (the same form as --loss).")
   flags.DEFINE_integer("seeds", 1, "Seeds 0..N-1 per loss; N >= 2 adds the paired statistics.")
-  flags.DEFINE_enum("task", "retrieval", ["retrieval", "validation"],
-                    "retrieval: train 0-63, test 64-99; validation: train 0-39, test 40-63.")
+  flags.DEFINE_enum("task", "retrieval", ["retrieval", "validation", "train40"],
+                    "retrieval: train 0-63, test 64-99; validation: train 0-39, test 40-63; "
+                    "train40: train 0-39, test 64-99.")
   flags.DEFINE_integer("jobs", 2, "Runs trained side by side in spawned processes.")
   flags.DEFINE_bool("smoke", False, "A few steps on the 8x8 digits (the machinery, for tests).")
   flags.DEFINE_bool("fresh", True, "Delete earlier runs in the workdir first (else resume them).")
@@ -175,12 +176,12 @@ def main(argv):
   else:
     pool.shutdown()
   info = data.info(first.dataset.name, data_dir=first.dataset.data_dir, task=first.dataset.task)
-  lo, hi = info.num_classes, info.num_classes + len(
-      set(data.split_labels(first.dataset.name, task=first.dataset.task,
-                            data_dir=first.dataset.data_dir)[info.eval_split].labels))
+  test_classes = set(data.split_labels(first.dataset.name, task=first.dataset.task,
+                                       data_dir=first.dataset.data_dir)[info.eval_split].labels)
   final0 = runs[FLAGS.loss][0]
   lines = ["", f"{first.dataset.name} ({first.dataset.task}), metric learning: train on classes "
-           f"0-{lo - 1}, retrieve among the held-out classes {lo}-{hi - 1} "
+           f"0-{info.num_classes - 1}, retrieve among the held-out classes "
+           f"{min(test_classes)}-{max(test_classes)} "
            f"({int(final0['num_queries'])} test images)", "",
            "| loss | " + " | ".join(n for n, _ in METRICS) + " | steps | train+eval s |",
            "|---|---|---|---|---|---|"]

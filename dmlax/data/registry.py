@@ -101,10 +101,14 @@ def _classification(train="train", test="test", num_classes=0) -> Task:
   return Task("classification", num_classes, make, parts=(train, test))
 
 
-def _class_split(num_train_classes: int, num_classes: int) -> Task:
+def _class_split(num_train_classes: int, num_classes: int,
+                 first_test_class: int | None = None) -> Task:
+  """Train on classes [0, num_train_classes), retrieve among [first_test_class, num_classes)
+  (by default the classes right after the training ones)."""
+  first = num_train_classes if first_test_class is None else first_test_class
   make = functools.partial(
       protocols.class_split, parts=("train", "test"),
-      splits={"train": (0, num_train_classes), "test": (num_train_classes, num_classes)})
+      splits={"train": (0, num_train_classes), "test": (first, num_classes)})
   return Task("retrieval", num_train_classes, make)
 
 
@@ -216,6 +220,9 @@ REGISTRY: dict[str, Entry] = {
         # Hyperparameters are chosen here, never on the test classes: the training classes
         # 0-63 split into 40 to train on and 24 to retrieve among.
         "validation": _class_split(40, 64),
+        # The test classes 64-99 retrieved by a network trained on the validation split's 40
+        # training classes: separates the number of training classes from the class sets.
+        "train40": _class_split(40, 100, first_test_class=64),
         "classification": _classification(num_classes=100),
         # Scarce training data (GSL Table B.2b in small): 10 random training images a class.
         "per_class10": Task("classification", 100, functools.partial(

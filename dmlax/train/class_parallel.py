@@ -29,6 +29,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dmlax.losses import class_sharding
+from dmlax.train import run_config
 from dmlax.train.state import TrainState
 
 DATA_AXIS = "batch"   # the step's batch axis (`dmlax.train.step.AXIS`)
@@ -44,8 +45,8 @@ def mesh_shape(config: ml_collections.ConfigDict, num_devices: int | None = None
       device count, or model > 1 on a driver other than "shard_map".
   """
   num_devices = jax.device_count() if num_devices is None else num_devices
-  value = config.get("mesh", (-1, 1))
-  value = (-1, 1) if value is None else value
+  value = config.get("mesh", None)
+  value = tuple(run_config.FIELD_DEFAULTS["mesh"]) if value is None else value
   if (not isinstance(value, (tuple, list)) or len(value) != 2 or
       not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
     raise ValueError(f"config.mesh must be two integers (data, model), got {value!r}")

@@ -32,6 +32,7 @@ ALLOWED_CHANGES = ("eval.", "log_every_steps", "checkpoint.every_steps", "checkp
 # behaviour before the field existed and the value `configs/common.py` sets (a test checks that
 # they agree). The trainer's fallbacks for a config without one read it from here.
 FIELD_DEFAULTS = {
+    "mesh": [-1, 1],  # (data, model) as config.json holds it: data parallel only
     "model.frozen_bn_scope": "all",
     "loss.adversarial_dropout": 0.0,
     "loss.memory_size": 0,
