@@ -2,7 +2,7 @@
 
 The ingredient logits ``z[b, j, c] = W[j, c] x[b, j] + b[c] / D`` (eq. 3) are never built: one
 permutation of the features (and of W's rows) makes every group contiguous, so the finest
-resolution's group logits are one blocked matmul ``einsum('gsb,gsc->gbc')`` with the same FLOPs as
+resolution's group logits are one blocked matmul ``einsum('gbs,gsc->gbc')`` with the same FLOPs as
 ``x @ W``, and a coarser resolution whose group boundaries are a subset of a finer one's is a sum
 of the finer group logits. When ``D`` is not divisible by ``G`` each group is padded to
 ``ceil(D / G)`` slots that point at an appended zero feature / zero weight row.

@@ -176,8 +176,8 @@ def weights_biased_softmax_loss(
 
 
 def _products(x, w_raw, inv_norm, labels, dtype, stop_gradient_biased, class_axis_name):
-  """The (B, C) products of W-Softmax: ``s = x.T w``, ``s_b`` (s, or for the ablation s with W a
-  constant) and ``g = w_y.T w`` (unit columns ``w``), from raw (D, C_local) weights `w_raw` and
+  """The (B, C) products of W-Softmax: ``s = x @ w``, ``s_b`` (s, or for the ablation s with W a
+  constant) and ``g = w_y.T @ w`` (unit columns ``w``), from raw (D, C_local) weights `w_raw` and
   their (1, C_local) inverse norms.
 
   Without the ablation one product of the stacked (2B, D) ``[x; W[:, y].T]`` with W gives s and
