@@ -15,7 +15,8 @@ resolutions without permutation; with a random permutation; with the discriminat
 `--cost` adds XLA's cost analysis of each compiled step (FLOPs and bytes accessed, exact and
 free of timing noise). On a loaded machine, `--clock process` with XLA on one thread
 (``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``) counts the
-CPU seconds of the work itself.
+CPU seconds of the work itself, and `--stat min` takes each case's least disturbed round instead
+of the median.
 
 With the group "proxy_pair_margin", the comparison with pytorch-metric-learning
 (`experiments/bench_proxy_losses.py`) follows the main table.
@@ -24,6 +25,7 @@ With the group "proxy_pair_margin", the comparison with pytorch-metric-learning
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 from absl import app
@@ -66,10 +68,12 @@ _GROUPS = flags.DEFINE_list("groups", _DEFAULT_GROUPS,
                             f"case groups to run, of {list(_CASE_GROUPS)}")
 _FILTER = flags.DEFINE_string("filter", None, "only cases whose name contains this substring "
                               "(the baseline always runs)")
-_ROUNDS = flags.DEFINE_integer("rounds", 7, "interleaved rounds (median)")
+_ROUNDS = flags.DEFINE_integer("rounds", 7, "interleaved rounds (see --stat)")
 _INNER = flags.DEFINE_integer("inner", 3, "calls per round")
 _OUT = flags.DEFINE_string("out", None, "also write the markdown table here")
 _COST = flags.DEFINE_bool("cost", False, "add XLA cost-analysis columns (FLOPs, bytes accessed)")
+_STAT = flags.DEFINE_enum("stat", "median", ["median", "min"],
+                          "per-case statistic of the rounds (min: the least disturbed round)")
 _CLOCK = flags.DEFINE_enum("clock", "wall", ["wall", "process"],
                            "wall time, or this process's CPU time (use with XLA on one thread)")
 
@@ -95,7 +99,8 @@ def _make_step(case: bench_cases.Case, shape: bench_cases.Shape):
 
 
 def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
-            clock=time.perf_counter, cost: bool = False) -> list[dict]:
+            clock=time.perf_counter, cost: bool = False,
+            statistic=statistics.median) -> list[dict]:
   """Times each case with its shape's baseline interleaved; returns one row per case."""
   by_shape: dict[str, list[bench_cases.Case]] = {}
   for case in cases:
@@ -110,7 +115,8 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
       mems[case.name] = timing.temp_bytes(step, *step_args)
       costs[case.name] = _cost(step, *step_args) if cost else (None, None)
       fns[case.name] = (lambda s=step, a=step_args: s(*a))
-    times = timing.interleaved_medians(fns, rounds=rounds, inner=inner, clock=clock)
+    times = timing.interleaved_medians(fns, rounds=rounds, inner=inner, clock=clock,
+                                       statistic=statistic)
     base_t, base_m = times[all_cases[0].name], mems[all_cases[0].name]
     base_flops, base_bytes = costs[all_cases[0].name]
     for case in all_cases:
@@ -162,10 +168,12 @@ def main(argv) -> int:
   if _FILTER.value:
     cases = [case for case in cases if _FILTER.value in case.name]
   clock = time.process_time if _CLOCK.value == "process" else time.perf_counter
-  rows = measure(cases, rounds=_ROUNDS.value, inner=_INNER.value, clock=clock, cost=_COST.value)
+  statistic = min if _STAT.value == "min" else statistics.median
+  rows = measure(cases, rounds=_ROUNDS.value, inner=_INNER.value, clock=clock, cost=_COST.value,
+                 statistic=statistic)
   table = markdown(rows, cost=_COST.value)
   header = (f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; "
-            f"median of {_ROUNDS.value} interleaved rounds x {_INNER.value} calls "
+            f"{_STAT.value} of {_ROUNDS.value} interleaved rounds x {_INNER.value} calls "
             f"({_CLOCK.value} clock; load average {os.getloadavg()[0]:.1f}; "
             f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
   print(header)

@@ -29,11 +29,14 @@ def temp_bytes(jitted, *args) -> int | None:
 
 def interleaved_medians(
     fns: Mapping[str, Callable[[], object]], *, rounds: int = 7, inner: int = 3,
-    warmup: int = 2, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-  """Median seconds per call of each zero-argument function, measured round-robin.
+    warmup: int = 2, clock: Callable[[], float] = time.perf_counter,
+    statistic: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
+  """Seconds per call of each zero-argument function (median of the rounds), measured round-robin.
 
   `clock`: wall time by default; ``time.process_time`` counts this process's CPU seconds (with
   XLA on one thread, the work itself, unaffected by other jobs waiting for the same cores).
+  `statistic` summarises each function's rounds (``min``: the least disturbed round, steadier
+  than the median when other jobs share the memory bus and caches).
   """
   for fn in fns.values():
     for _ in range(warmup):
@@ -46,4 +49,4 @@ def interleaved_medians(
         out = fn()
       block(out)
       samples[name].append((clock() - start) / inner)
-  return {name: statistics.median(s) for name, s in samples.items()}
+  return {name: statistic(s) for name, s in samples.items()}

@@ -7,7 +7,7 @@ Each negative class ``j`` of a sample of class ``y`` is scored with the per-samp
 ``(alpha w_y + w_j) / ||alpha w_y + w_j||`` (eq. 1). Those (B, C, D) weights are never built: with
 unit columns, ``(alpha w_y + w_j) . x = alpha s_y + s_j`` for ``s = x @ w`` and
 ``||alpha w_y + w_j||^2 = alpha^2 + 2 alpha (w_y . w_j) + 1``, so the loss costs two (B, D, C)
-matmuls (``x @ w`` and ``w[:, y].T @ w``) instead of one.
+matmuls (``x @ w`` and ``w[:, y].T @ w``, stacked into one) instead of one.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def weights_biased_softmax_loss(
   are ``x @ w``. Computed without per-sample weights:
   ``s = (x @ W) / ||W_{:,c}||``, ``g = (w[:, y].T @ W) / ||W_{:,c}||`` (or rows of the Gram
   matrix ``w.T @ w`` when B > C), logit ``(alpha s_y + s_j) / sqrt(max(alpha^2 + 2 alpha g_j + 1,
-  1e-6))``: two (B, D, C) products where softmax has one. Logits accumulate in float32 (float64
-  for float64 inputs).
+  1e-6))``: two (B, D, C) products where softmax has one, computed as one product of the stacked
+  (2B, D) ``[x; W[:, y].T]`` with W. Logits accumulate in float32 (float64 for float64 inputs).
 
   ``stop_gradient_biased=True`` is an ablation, not the paper's loss and not the default: the
   biased negative weights :math:`w_j'` are constants for differentiation (``stop_gradient``), so
@@ -118,7 +118,7 @@ def weights_biased_softmax_loss(
   grows) from the effect of the biased weights on the classifier. Its value equals the default's.
 
   With `class_axis_name` the biased logits of a shard's classes need only the target columns
-  ``w_y`` (D, B), gathered from the shard holding each label by one (D, B) ``psum``; ``s_y`` is a
+  ``w_y``, gathered from the shard holding each label by one (B, D + 1) ``psum``; ``s_y`` is a
   (B,) ``psum`` and the softmax normaliser a (B,) ``pmax`` and ``psum``
   (`dmlax.losses.class_sharding`).
 
@@ -153,22 +153,13 @@ def weights_biased_softmax_loss(
   # The column norms scale the (B, C) products, not the (D, C) weights: normalising W first
   # writes a second (D, C) array and sends its gradient through two more (D, C) passes.
   inv_norm = normalization.inverse_norm(weights, axis=0)  # (1, C), compute dtype
-  s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
   if not checks.is_traced(alpha) and alpha == 0:
+    s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
     per_example = smoothed_cross_entropy(s, labels, 0.0, class_axis_name=class_axis_name)
   else:
     alpha = jnp.asarray(alpha, dtype)
-    if stop_gradient_biased:
-      raw, inv = map(jax.lax.stop_gradient, (w_raw, inv_norm))
-      s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv
-    else:
-      raw, inv, s_b = w_raw, inv_norm, s
-    if class_axis_name is not None or batch <= num_classes:
-      w_y = _target_columns(raw, inv, labels, dtype, class_axis_name)
-      g = jnp.einsum("db,dc->bc", w_y, raw, preferred_element_type=dtype) * inv
-    else:
-      w_b = raw * inv
-      g = jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
+    s, s_b, g = _products(x, w_raw, inv_norm, labels, dtype, stop_gradient_biased,
+                          class_axis_name)
     target_mask = class_sharding.local_mask(labels, num_classes, class_axis_name)
     s_y = class_sharding.label_column(s_b, labels, class_axis_name)[:, None]
     sq_norm = alpha * alpha + 2.0 * alpha * g + 1.0
@@ -184,21 +175,53 @@ def weights_biased_softmax_loss(
   return checks.reduce_loss(checks.nan_where_invalid(per_example, valid), reduction)
 
 
-def _target_columns(raw, inv, labels, dtype, class_axis_name):
-  """(D, B) normalised columns ``w[:, y]`` of the (D, C_local) `raw` weights (inverse norms `inv`).
+def _products(x, w_raw, inv_norm, labels, dtype, stop_gradient_biased, class_axis_name):
+  """The (B, C) products of W-Softmax: ``s = x @ w``, ``s_b`` (s, or for the ablation s with W a
+  constant) and ``g = w_y.T @ w`` (unit columns ``w``), from raw (D, C_local) weights `w_raw` and
+  their (1, C_local) inverse norms.
 
-  The raw columns are gathered into a materialised (D, B) array (row-wise reads of W), then
-  scaled by their norms. Fused with the normalisation and the matmul, XLA gathers in (B, D)
-  order instead: a strided read of W that costs more than the matmul on CPU. With
-  `class_axis_name` each shard gathers the labels it holds (zeros elsewhere) and one (D, B)
-  ``psum`` assembles them.
+  Without the ablation one product of the stacked (2B, D) ``[x; W[:, y].T]`` with W gives s and
+  g together: one pass over W forward and one per gradient instead of two each, and one dW, not
+  a sum of two. With B > C (one device) the Gram matrix ``w.T w`` is the smaller product.
   """
-  dim, num_local = raw.shape
+  batch, num_local = x.shape[0], w_raw.shape[1]
+  if stop_gradient_biased:
+    raw, inv = map(jax.lax.stop_gradient, (w_raw, inv_norm))
+  else:
+    raw, inv = w_raw, inv_norm
+  if class_axis_name is None and batch > num_local:
+    s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
+    s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv if stop_gradient_biased else s
+    w_b = raw * inv
+    return s, s_b, jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
+  raw_y, inv_y = _target_rows(raw, inv, labels, dtype, class_axis_name)
+  if stop_gradient_biased:
+    s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
+    s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv
+    g = jnp.matmul(raw_y, raw, preferred_element_type=dtype)
+  else:
+    both = jnp.matmul(jnp.concatenate([x, raw_y]), w_raw, preferred_element_type=dtype)
+    s = s_b = both[:batch] * inv_norm
+    g = both[batch:]
+  # The norms scale the (B, C) product, not the gathered columns: their gradient is then a row
+  # sum over (B, C), not a column reduction over (B, D).
+  return s, s_b, g * inv_y[:, None] * inv
+
+
+def _target_rows(raw, inv, labels, dtype, class_axis_name):
+  """(B, D) raw target columns ``W[:, y].T`` of the (D, C_local) `raw` weights and their (B,)
+  inverse norms (from the local inverse norms `inv`, (1, C_local)).
+
+  With `class_axis_name` each shard gathers the labels it holds (zeros elsewhere) and one
+  ``psum`` of (B, D + 1) assembles them.
+  """
+  num_local = raw.shape[1]
   local = labels - class_sharding.offset(num_local, class_axis_name)
-  raw_y = jax.lax.optimization_barrier(jnp.take_along_axis(
-      raw, jnp.broadcast_to(local[None, :], (dim, local.shape[0])), axis=1, mode="clip"))
-  w_y = raw_y.astype(dtype) * jnp.take(inv[0], local, mode="clip")[None, :]
+  raw_y = jnp.take(raw, local, axis=1, mode="clip").T.astype(dtype)
+  inv_y = jnp.take(inv[0], local, mode="clip")
   if class_axis_name is None:
-    return w_y
+    return raw_y, inv_y
   held = (local >= 0) & (local < num_local)
-  return class_sharding.psum(jnp.where(held[None, :], w_y, 0.0), class_axis_name)
+  both = jnp.where(held[:, None], jnp.concatenate([raw_y, inv_y[:, None]], axis=1), 0.0)
+  both = class_sharding.psum(both, class_axis_name)
+  return both[:, :-1], both[:, -1]
