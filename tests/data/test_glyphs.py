@@ -90,6 +90,12 @@ def test_prepared_dataset_protocols(prepared_dir):
   for split in ("train", "test"):
     assert set(val_labels[split].positions) <= set(labels["train"].positions)
   np.testing.assert_array_equal(np.bincount(val_labels["test"].labels), [48] * 24)
+  # train40: the validation split's training images, the retrieval task's test images.
+  t40 = data.split_labels("glyphs", task="train40", data_dir=prepared_dir)
+  np.testing.assert_array_equal(t40["train"].positions, val_labels["train"].positions)
+  np.testing.assert_array_equal(t40["test"].positions, labels["test"].positions)
+  np.testing.assert_array_equal(t40["test"].labels, labels["test"].labels)
+  assert data.info("glyphs", task="train40", data_dir=prepared_dir).num_classes == 40
   small = data.info("glyphs", task="classes32", data_dir=prepared_dir)
   assert (small.num_classes, small.num_examples) == (32, {"train": 1024, "test": 512})
   batch = next(iter(data.eval_batches("glyphs", split="test", batch_size=8,
