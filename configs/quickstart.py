@@ -14,8 +14,10 @@ proxies) train at `head_lr`, each loss's from its source (`LOSSES`).
 
 Argument: the loss, one of `LOSSES` below (default "mpa"), then optionally `seed=<n>`,
 `task=validation` (train on classes 0-39, retrieve among 40-63: where rates are chosen, never
-on the test classes), `head_lr=<rate>` (instead of the loss's) and `smoke` (a few steps on the
-8x8 `digits`, for tests): `configs/quickstart.py:softmax,task=validation,head_lr=0.01`.
+on the test classes), `task=train40` (train on classes 0-39, retrieve among the test classes
+64-99: the number of training classes apart from the class sets), `head_lr=<rate>` (instead of
+the loss's), `steps=<n>` (instead of 300) and `smoke` (a few steps on the 8x8 `digits`, for
+tests): `configs/quickstart.py:softmax,task=validation,head_lr=0.01`.
 The expected numbers are those `experiments/quickstart.sh` prints (see the README for a recorded
 run).
 """
@@ -57,19 +59,21 @@ TASKS = ("retrieval", "validation", "train40")
 
 
 def get_config(arg: str | None = None):
-  """`arg` = "<loss>[,smoke][,task=validation][,head_lr=<rate>][,seed=<n>]" (or
+  """`arg` = "<loss>[,smoke][,task=<task>][,head_lr=<rate>][,steps=<n>][,seed=<n>]" (or
   "loss=<loss>,..."), parsed by `paper_tables.parse_arg`; see the module docstring."""
   parts = [p.strip() for p in (arg or "mpa").split(",") if p.strip()]
   if parts and "=" not in parts[0] and parts[0] != "smoke":  # the leading "<loss>"
     parts[0] = f"loss={parts[0]}"
   # head_lr=0: the loss's rate in LOSSES.
   args = paper_tables.parse_arg(",".join(parts), loss="mpa", smoke=False, task="retrieval",
-                                head_lr=0.0, seed=0)
+                                head_lr=0.0, seed=0, steps=0)
   loss = args.loss
   if loss not in LOSSES:
     raise ValueError(f"configs/quickstart.py:<loss> must be one of {tuple(LOSSES)}, got {loss!r}")
   if args.task not in TASKS:
     raise ValueError(f"configs/quickstart.py: task must be one of {TASKS}, got {args.task!r}")
+  if args.steps < 0:
+    raise ValueError(f"configs/quickstart.py: steps must be > 0 (0: {STEPS}), got {args.steps}")
   if args.head_lr < 0:
     raise ValueError(f"configs/quickstart.py: head_lr must be > 0 (0: the loss's), got "
                      f"{args.head_lr}")
@@ -87,7 +91,7 @@ def get_config(arg: str | None = None):
   c.loss.kwargs.update(spec.pop("kwargs", {}))
   c.batch_size = 64
   c.num_epochs = 0.0
-  c.num_train_steps = STEPS         # 3,072 training images: 6.25 epochs
+  c.num_train_steps = args.steps or STEPS  # 300 steps: 3,072 training images 6.25 times
   c.optimizer.name = "adamw"
   c.optimizer.lr = BACKBONE_LR
   c.optimizer.head_lr = args.head_lr or spec.pop("head_lr")

@@ -27,6 +27,10 @@ def test_configs_rates_tasks_and_bad_arguments():
   assert soft.model.to_dict() == mpa.model.to_dict() and soft.optimizer.lr == mpa.optimizer.lr
   val = quickstart.get_config("mpa,task=validation,head_lr=0.01,seed=3")
   assert (val.dataset.task, val.optimizer.head_lr, val.seed) == ("validation", 0.01, 3)
+  longer = quickstart.get_config("softmax,task=train40,steps=600")
+  assert (longer.dataset.task, longer.num_train_steps) == ("train40", 600)
+  with pytest.raises(ValueError, match="steps must be > 0"):
+    quickstart.get_config("mpa,steps=-3")
   with pytest.raises(ValueError, match="task must be one of"):
     quickstart.get_config("mpa,task=test")
   with pytest.raises(ValueError, match="head_lr must be > 0"):
