@@ -152,7 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir returns its results without training.
 
   Example:
-    Two steps of the smoke config (`quickstart.get_config("mpa")` is the real 300-step run):
+    Two steps of the smoke config (`quickstart.get_config("mpa")` is the real 600-step run):
 
     >>> import tempfile
     >>> from configs import quickstart
