@@ -15,6 +15,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import importlib.util  # noqa: E402
 
 import hypothesis  # noqa: E402
+import pytest  # noqa: E402
 
 # tests/run.sh collects every module for doctests (--doctest-modules); this PyTorch reference
 # imports torch, which only DMLAX_PARITY=1 installs (its tests importorskip torch first).
@@ -30,3 +31,32 @@ os.environ.pop("DMLAX_CALLER_DIR", None)
 # Compiling a jitted loss dominates each example's time; keep property tests bounded on 2 cores.
 hypothesis.settings.register_profile("dmlax", max_examples=40, deadline=None, derandomize=True)
 hypothesis.settings.load_profile("dmlax")
+
+# Modules whose module-scoped fixture is a costly reference that all their tests compare with:
+# under xdist each goes whole to one worker, so the reference is computed once, not once on every
+# worker that runs one of its tests. (xdist's `xdist_group` marks would say this in the modules,
+# but xdist 3.8 renames the marked tests through `item._nodeid`, which pytest 9 no longer reads:
+# they group nothing.) tests/test_scheduling.py checks that each of them exists.
+ONE_WORKER_MODULES = (
+    "tests/train/test_multidevice.py",    # every loss trained on 1 device, pmap and shard_map
+    "tests/train/test_class_parallel.py",   # every class-sharded loss on two meshes
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  """xdist's default `--dist load` (each test to whichever worker is free), except that the
+  tests of each module of `ONE_WORKER_MODULES` go to one worker together."""
+  if config.getvalue("dist") != "load":
+    return None  # a --dist given on the command line keeps its scheduler
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=g-import-not-at-top
+
+  class Scheduling(LoadScopeScheduling):
+    """Work units: a module of ONE_WORKER_MODULES, or a single test. Units go out largest first
+    (xdist's --loadscope-reorder), so those modules start at once, on different workers."""
+
+    def _split_scope(self, nodeid):
+      module = nodeid.split("::", 1)[0]
+      return module if module in ONE_WORKER_MODULES else nodeid
+
+  return Scheduling(config, log)
