@@ -15,6 +15,7 @@ from configs import quickstart
 from dmlax import losses
 from dmlax.train import loop, objectives, optimizers, run as run_lib, state as state_lib
 from dmlax.train import step as step_lib
+from tests.train import harness
 
 BATCH, DIM, NUM_CLASSES, STEPS, MEMORY = 8, 6, 3, 4, 24
 
@@ -41,13 +42,6 @@ def _config(name):
   return c
 
 
-def _batches():
-  rng = np.random.default_rng(0)
-  return [{"image": rng.normal(size=(BATCH, 3, 3, 1)).astype(np.float32),
-           "label": rng.integers(0, NUM_CLASSES, BATCH).astype(np.int32)}
-          for _ in range(STEPS)]
-
-
 # The loss of each case on (embeddings, labels, owned parameters, references), written out.
 HAND_WRITTEN = {
     "contrastive": lambda e, y, p, refs: losses.contrastive_loss(e, y, references=refs),
@@ -61,7 +55,7 @@ def test_trainer_steps_equal_a_hand_written_memory_loop(name):
   config = _config(name)
   objective = objectives.build_objective(config, num_classes=NUM_CLASSES, steps_per_epoch=1)
   assert objective.memory_size == MEMORY
-  batches, model = _batches(), TinyNet()
+  batches, model = harness.random_batches(STEPS, BATCH, 3, NUM_CLASSES), TinyNet()
   variables = model.init(jax.random.PRNGKey(1), batches[0]["image"], train=False)
   features = model.apply(variables, batches[0]["image"], train=False)
   params = {"model": variables["params"], "loss": objective.init(jax.random.PRNGKey(2), features)}
