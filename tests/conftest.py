@@ -40,6 +40,9 @@ hypothesis.settings.load_profile("dmlax")
 ONE_WORKER_MODULES = (
     "tests/train/test_multidevice.py",    # every loss trained on 1 device, pmap and shard_map
     "tests/train/test_class_parallel.py",   # every class-sharded loss on two meshes
+    "tests/experiments/test_bench_scale.py",   # one run of the scale benchmark
+    "tests/train/test_run_lifecycle.py",    # a finished 4-step run, copied by each test
+    "tests/train/test_resume_old_workdir.py",   # a finished 2-step run, copied by each test
 )
 
 
