@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow (used only to prepare tfds datasets) must never grab an accelerator in tests.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 
 import hypothesis  # noqa: E402
@@ -70,25 +71,42 @@ def _compilation_cache_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("jax_cache")
 
 
-@pytest.fixture
-def compilation_cache(_compilation_cache_dir, monkeypatch):
-  """JAX's persistent compilation cache in a directory of this xdist worker's, for this test and
-  the processes it starts (through the environment): a program compiled before in this worker,
-  by this test or an earlier one, is read back instead of compiled again, as the commands that
-  run many cells do (experiments.reproduce, experiments.quickstart). Runs that do not share a
-  program compile as before. Afterwards this process compiles as a fresh one does."""
+@contextlib.contextmanager
+def _persistent_cache(path):
+  """JAX's persistent compilation cache at `path`, in this process and (through the
+  environment) in the processes it starts; afterwards this process compiles as a fresh one."""
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental.compilation_cache import compilation_cache as cache_lib  # pylint: disable=g-import-not-at-top
-  path = os.fspath(_compilation_cache_dir)
-  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", path)
-  monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   before = (jax.config.jax_compilation_cache_dir,
             jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  yield path
-  jax.config.update("jax_compilation_cache_dir", before[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
-  # JAX opens the cache once per process and keeps reading it after the directory option is
-  # reset: drop it.
-  cache_lib.reset_cache()
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("JAX_COMPILATION_CACHE_DIR", path)
+    mp.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:
+      yield path
+    finally:
+      jax.config.update("jax_compilation_cache_dir", before[0])
+      jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+      # JAX opens the cache once per process and keeps reading it after the directory option
+      # is reset: drop it.
+      cache_lib.reset_cache()
+
+
+@pytest.fixture
+def compilation_cache(_compilation_cache_dir):
+  """JAX's persistent compilation cache in a directory of this xdist worker's, for this test and
+  the processes it starts: a program compiled before in this worker, by this test or an earlier
+  one, is read back instead of compiled again, as the commands that run many cells do
+  (experiments.reproduce, experiments.quickstart). Runs that do not share a program compile as
+  before."""
+  with _persistent_cache(os.fspath(_compilation_cache_dir)) as path:
+    yield path
+
+
+@pytest.fixture(scope="module")
+def module_compilation_cache(_compilation_cache_dir):
+  """`compilation_cache` for a whole module, its module fixtures included."""
+  with _persistent_cache(os.fspath(_compilation_cache_dir)) as path:
+    yield path

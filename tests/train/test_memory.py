@@ -126,6 +126,8 @@ def _run_config(steps):
   return config
 
 
+# The three runs and two set-ups build the same programs (a constant schedule): compile once.
+@pytest.mark.usefixtures("compilation_cache")
 def test_resumed_run_keeps_the_memory(tmp_path):
   loop.train_and_evaluate(_run_config(4), str(tmp_path / "whole"))
   loop.train_and_evaluate(_run_config(2), str(tmp_path / "split"))

@@ -43,7 +43,9 @@ def _strip(tree: dict, fields) -> dict:
 
 
 @pytest.fixture(scope="module")
-def old_workdir(tmp_path_factory):
+def old_workdir(tmp_path_factory, module_compilation_cache):
+  # The scenarios rebuild the run of this workdir: they read its programs instead of compiling.
+  del module_compilation_cache
   workdir, results = harness.finished_run(_config(), str(tmp_path_factory.mktemp("old") / "run"))
   path = os.path.join(workdir, run_config.CONFIG_FILE)
   with open(path) as f:
