@@ -35,3 +35,18 @@ def base(task: str, *, steps: int, batch_size: int, pooling: str = "avg",
   c.log_every_steps = steps
   c.checkpoint.every_steps = 100000  # only the final state: the suite needs no resumable runs
   return c
+
+
+def retrieval_base(*, steps: int, **head) -> ml_collections.ConfigDict:
+  """`base` as the retrieval tables (MPA, SGSL) train it: task `retrieval` (train on classes
+  0-63, retrieve among the held-out 64-99), batch 64, cubic GeM pooling, AdamW at lr 1e-3 for
+  the backbone and 1e-2 for the loss's classifier or proxies (they start from scratch), weight
+  decay 1e-4, cosine schedule, Recall@{1, 2, 4, 8}; `head` adds head keywords."""
+  c = base("retrieval", steps=steps, batch_size=64, pooling="gem", gem_p=3.0, **head)
+  c.optimizer.name = "adamw"
+  c.optimizer.lr = 1e-3
+  c.optimizer.head_lr = 1e-2
+  c.optimizer.weight_decay = 1e-4
+  c.schedule.name = "cosine"
+  c.eval.ks = (1, 2, 4, 8)
+  return c

@@ -28,17 +28,11 @@ STEPS = 200
 
 
 def _base():
-  c = cpu_glyphs.base("retrieval", steps=STEPS, batch_size=64, pooling="gem", gem_p=3.0)
+  c = cpu_glyphs.retrieval_base(steps=STEPS)
   c.loss.name = "mpa"
   c.loss.num_proxies = K
   c.loss.kwargs = ml_collections.ConfigDict(
       {"alpha": 32.0, "gamma": 0.1, "margin": 0.1, "tau": 0.2})
-  c.optimizer.name = "adamw"
-  c.optimizer.lr = 1e-3
-  c.optimizer.head_lr = 1e-2
-  c.optimizer.weight_decay = 1e-4
-  c.schedule.name = "cosine"
-  c.eval.ks = (1, 2, 4, 8)
   return c
 
 

@@ -33,19 +33,12 @@ GATE_LOG_EVERY = 10
 
 
 def _base():
-  c = cpu_glyphs.base("retrieval", steps=STEPS, batch_size=64, pooling="gem", gem_p=3.0,
-                      bn_neck=True)
+  c = cpu_glyphs.retrieval_base(steps=STEPS, bn_neck=True)
   c.dataset.sampler = "m_per_class"
   c.dataset.m_per_class = 4
   c.loss.name = "softmax_sgsl"
   c.loss.kwargs = ml_collections.ConfigDict(
       {"gamma": 30.0, "beta": 1.0, "label_smoothing": 0.1, "start_below": 3.0})
-  c.optimizer.name = "adamw"
-  c.optimizer.lr = 1e-3
-  c.optimizer.head_lr = 1e-2
-  c.optimizer.weight_decay = 1e-4
-  c.schedule.name = "cosine"
-  c.eval.ks = (1, 2, 4, 8)
   c.log_every_steps = GATE_LOG_EVERY
   return c
 

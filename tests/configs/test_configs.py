@@ -126,23 +126,8 @@ def _smoke_cases():
   return cases + [c for c in NEW_TABLE_CELLS if c not in cases]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_compilation_cache(tmp_path_factory):
-  """Smoke runs of different tables often trace the same program: compile it once."""
-  import jax
-  before = (jax.config.jax_compilation_cache_dir,
-            jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  yield
-  jax.config.update("jax_compilation_cache_dir", before[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
-  # JAX opens the cache once per process and keeps reading it after the directory option is
-  # reset: drop it, so that later tests in this xdist worker compile as a fresh process does.
-  from jax.experimental.compilation_cache import compilation_cache
-  compilation_cache.reset_cache()
-
-
+# Smoke runs of different tables often trace the same program: compile it once.
+@pytest.mark.usefixtures("compilation_cache")
 @pytest.mark.parametrize("name,row,col", _smoke_cases())
 def test_smoke_trains_two_steps(name, row, col, tmp_path):
   from dmlax.train import loop

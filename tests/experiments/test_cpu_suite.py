@@ -2,6 +2,8 @@
 runs, 2 steps a cell), and the judging of claims on per-seed values."""
 import os
 
+import pytest
+
 from configs import paper_tables
 from experiments import cpu_suite
 from experiments import stats
@@ -22,6 +24,9 @@ def test_judge_pairs_by_seed_and_reports_missing_cells():
   assert missing["verdict"] == cpu_suite.NOT_RUN and "a/c" in missing["why"]
 
 
+# Under the persistent compilation cache, as `python -m experiments.reproduce --suite cpu` runs
+# the suite: the seeds of a cell share their programs.
+@pytest.mark.usefixtures("compilation_cache")
 def test_suite_smoke_writes_a_report_with_a_verdict_per_claim(tmp_path):
   tables = ("sgsl/cpu_heldout",)
   rc = cpu_suite.run(seeds=2, root=str(tmp_path), jobs=1, command="test", tables=tables,

@@ -8,6 +8,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+from configs import paper_tables
 from configs import quickstart
 import dmlax.data
 from dmlax.train import loop
@@ -17,12 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _config(**overrides):
   config = quickstart.get_config("softmax,smoke")
-  for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  paper_tables.apply_overrides(config, overrides, "test")
   return config
 
 

@@ -9,8 +9,9 @@ BatchNorm model (each case's arrays receive only that case's gradient, so they a
 case by case), with one compilation per mesh.
 """
 
+import functools
+
 import chex
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from configs import common
 from dmlax.train import checkpoints, checks, class_parallel, loss_params, objectives, optimizers
 from dmlax.train import state as state_lib
 from dmlax.train import step as step_lib
+from tests.train import harness
 
 NUM_CLASSES = 8
 GLOBAL_BATCH = 16
@@ -40,15 +42,8 @@ CASES = SHARDED + tuple(VARIANTS)
 NO_GRADIENT_INTO_PARAMS = ("stop_gradient_softmax",)
 
 
-class TinyBNNet(nn.Module):
-  """Dense-BN-ReLU-Dense: BatchNorm statistics cross-replica over the data axis only."""
-  bn_axis_name: str | None = None
-
-  @nn.compact
-  def __call__(self, images, *, train: bool):
-    x = nn.Dense(12)(images.reshape(images.shape[0], -1))
-    x = nn.BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name, momentum=0.9)(x)
-    return nn.Dense(6)(nn.relu(x))
+# BatchNorm statistics cross-replica over the data axis only (bn_axis_name="batch").
+TinyBNNet = functools.partial(harness.TinyBNNet, hidden=12, dim=6)
 
 
 def _config(name="softmax"):
@@ -90,10 +85,7 @@ def _combined(objs):
 
 
 def _batches():
-  rng = np.random.default_rng(0)
-  return [{"image": rng.normal(size=(GLOBAL_BATCH, 3, 3, 1)).astype(np.float32),
-           "label": rng.integers(0, NUM_CLASSES, GLOBAL_BATCH).astype(np.int32)}
-          for _ in range(STEPS)]
+  return harness.random_batches(STEPS, GLOBAL_BATCH, 3, NUM_CLASSES)
 
 
 def _state_factory(config, objective, images):

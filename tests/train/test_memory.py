@@ -15,6 +15,7 @@ from configs import quickstart
 from dmlax import losses
 from dmlax.train import loop, objectives, optimizers, run as run_lib, state as state_lib
 from dmlax.train import step as step_lib
+from tests.train import harness
 
 BATCH, DIM, NUM_CLASSES, STEPS, MEMORY = 8, 6, 3, 4, 24
 
@@ -41,13 +42,6 @@ def _config(name):
   return c
 
 
-def _batches():
-  rng = np.random.default_rng(0)
-  return [{"image": rng.normal(size=(BATCH, 3, 3, 1)).astype(np.float32),
-           "label": rng.integers(0, NUM_CLASSES, BATCH).astype(np.int32)}
-          for _ in range(STEPS)]
-
-
 # The loss of each case on (embeddings, labels, owned parameters, references), written out.
 HAND_WRITTEN = {
     "contrastive": lambda e, y, p, refs: losses.contrastive_loss(e, y, references=refs),
@@ -61,7 +55,7 @@ def test_trainer_steps_equal_a_hand_written_memory_loop(name):
   config = _config(name)
   objective = objectives.build_objective(config, num_classes=NUM_CLASSES, steps_per_epoch=1)
   assert objective.memory_size == MEMORY
-  batches, model = _batches(), TinyNet()
+  batches, model = harness.random_batches(STEPS, BATCH, 3, NUM_CLASSES), TinyNet()
   variables = model.init(jax.random.PRNGKey(1), batches[0]["image"], train=False)
   features = model.apply(variables, batches[0]["image"], train=False)
   params = {"model": variables["params"], "loss": objective.init(jax.random.PRNGKey(2), features)}
@@ -132,6 +126,8 @@ def _run_config(steps):
   return config
 
 
+# The three runs and two set-ups build the same programs (a constant schedule): compile once.
+@pytest.mark.usefixtures("compilation_cache")
 def test_resumed_run_keeps_the_memory(tmp_path):
   loop.train_and_evaluate(_run_config(4), str(tmp_path / "whole"))
   loop.train_and_evaluate(_run_config(2), str(tmp_path / "split"))

@@ -14,7 +14,6 @@ by leaf checks every loss separately (one parametrised test per case), with thre
 in all, shared by the module fixture.
 """
 
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -23,23 +22,11 @@ import chex
 from configs import common
 from dmlax import losses
 from dmlax.train import objectives, optimizers, state as state_lib, step as step_lib
+from tests.train import harness
 
 NUM_CLASSES = 5
 GLOBAL_BATCH = 32
 STEPS = 3
-
-
-class TinyBNNet(nn.Module):
-  """Dense-BN-ReLU-Dense on flattened images: the smallest model with BatchNorm statistics."""
-  bn_axis_name: str | None = None
-  dim: int = 12
-
-  @nn.compact
-  def __call__(self, images, *, train: bool):
-    x = images.reshape(images.shape[0], -1)
-    x = nn.Dense(16)(x)
-    x = nn.BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name, momentum=0.9)(x)
-    return nn.Dense(self.dim)(nn.relu(x))
 
 
 VARIANTS = {
@@ -85,14 +72,11 @@ def _config(case):
 
 
 def _batches():
-  rng = np.random.default_rng(0)
-  return [{"image": rng.normal(size=(GLOBAL_BATCH, 4, 4, 1)).astype(np.float32),
-           "label": rng.integers(0, NUM_CLASSES, GLOBAL_BATCH).astype(np.int32)}
-          for _ in range(STEPS)]
+  return harness.random_batches(STEPS, GLOBAL_BATCH, 4, NUM_CLASSES)
 
 
 def _initial_state(config, objective, batches):
-  model = TinyBNNet()
+  model = harness.TinyBNNet()
   variables = model.init(jax.random.PRNGKey(1), batches[0]["image"], train=False)
   features = model.apply(variables, batches[0]["image"], train=False)
   params = {"model": variables["params"], "loss": objective.init(jax.random.PRNGKey(2), features)}
@@ -104,7 +88,7 @@ def _initial_state(config, objective, batches):
 
 
 def _train(driver_name, config, objective, init_state, batches):
-  driver = step_lib.make_driver(driver_name, lambda ax: TinyBNNet(bn_axis_name=ax), objective,
+  driver = step_lib.make_driver(driver_name, lambda ax: harness.TinyBNNet(bn_axis_name=ax), objective,
                                 rng=jax.random.PRNGKey(3))
   dstate = driver.put_state(init_state)
   for batch in batches:
@@ -225,7 +209,7 @@ def test_per_device_batchnorm_would_differ():
   batches = _batches()
   init_state = _initial_state(config, objective, batches)
   single, _ = _train("single", config, objective, init_state, batches)
-  driver = step_lib.PmapDriver(lambda ax: TinyBNNet(bn_axis_name=None), objective,
+  driver = step_lib.PmapDriver(lambda ax: harness.TinyBNNet(bn_axis_name=None), objective,
                                rng=jax.random.PRNGKey(3))
   dstate = driver.put_state(init_state)
   for batch in batches:

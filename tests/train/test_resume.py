@@ -77,6 +77,9 @@ def _final_checkpoint(workdir):
   return step, restored["state"], restored["data"]
 
 
+# The three starts of the interrupted run (two commands, then this process) read the programs
+# the reference compiled.
+@pytest.mark.usefixtures("compilation_cache")
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
   sources = _sources()
   config = _config()

@@ -7,14 +7,15 @@ One finished 2-step workdir (module fixture), its config.json stripped of every 
 
 import json
 import os
-import shutil
 
 import pytest
 
 from configs import common
+from configs import paper_tables
 from configs import quickstart
 from dmlax.train import loop
 from dmlax.train import run_config
+from tests.train import harness
 
 STEPS = 2
 
@@ -25,12 +26,7 @@ def _config(**overrides):
   config.parallel = "single"
   config.checkpoint.every_steps = STEPS
   config.log_every_steps = STEPS
-  for dotted, value in overrides.items():
-    *parents, leaf = dotted.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  paper_tables.apply_overrides(config, overrides, "test")
   return config
 
 
@@ -47,10 +43,10 @@ def _strip(tree: dict, fields) -> dict:
 
 
 @pytest.fixture(scope="module")
-def old_workdir(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("old") / "run")
-  results = loop.train_and_evaluate(_config(), workdir)
-  assert results["status"] == "done" and results["steps"] == STEPS
+def old_workdir(tmp_path_factory, module_compilation_cache):
+  # The scenarios rebuild the run of this workdir: they read its programs instead of compiling.
+  del module_compilation_cache
+  workdir, results = harness.finished_run(_config(), str(tmp_path_factory.mktemp("old") / "run"))
   path = os.path.join(workdir, run_config.CONFIG_FILE)
   with open(path) as f:
     saved = json.load(f)
@@ -59,12 +55,6 @@ def old_workdir(tmp_path_factory):
   with open(path, "w") as f:
     json.dump(old, f)
   return workdir, results
-
-
-def _copy(old_workdir, tmp_path):
-  dest = str(tmp_path / "run")
-  shutil.copytree(old_workdir[0], dest)
-  return dest
 
 
 def test_defaults_are_those_of_the_documented_config():
@@ -90,14 +80,14 @@ def test_missing_field_with_another_value_or_without_default_is_a_change():
 
 
 def test_old_workdir_reruns_finished_without_allow_config_change(old_workdir, tmp_path):
-  workdir = _copy(old_workdir, tmp_path)
+  workdir = harness.copy_workdir(old_workdir, tmp_path)
   again = loop.train_and_evaluate(_config(), workdir)
   assert again["status"] == "done" and again["final"] == old_workdir[1]["final"]
   assert again["config_changes"] == []
 
 
 def test_old_workdir_continues_recording_only_real_changes(old_workdir, tmp_path):
-  workdir = _copy(old_workdir, tmp_path)
+  workdir = harness.copy_workdir(old_workdir, tmp_path)
   results = loop.train_and_evaluate(_config(num_train_steps=STEPS + 2), workdir)
   assert results["steps"] == STEPS + 2
   assert results["config_changes"] == [
@@ -107,7 +97,7 @@ def test_old_workdir_continues_recording_only_real_changes(old_workdir, tmp_path
 
 
 def test_old_workdir_refuses_a_new_field_set_to_another_value(old_workdir, tmp_path):
-  workdir = _copy(old_workdir, tmp_path)
+  workdir = harness.copy_workdir(old_workdir, tmp_path)
   with pytest.raises(run_config.ConfigChangedError) as e:
     loop.train_and_evaluate(_config(**{"optimizer.grad_clip_value": 1.0}), workdir)
   message = str(e.value)

@@ -8,7 +8,6 @@ that train do so, two or four steps each.
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,11 +15,13 @@ import numpy as np
 import pytest
 
 from configs import common
+from configs import paper_tables
 from configs import quickstart
 from dmlax.train import checkpoints
 from dmlax.train import dataset
 from dmlax.train import loop
 from dmlax.train import run_config
+from tests.train import harness
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 4
@@ -33,27 +34,13 @@ def _config(loss="softmax", **overrides):
   config.checkpoint.every_steps = 2
   config.checkpoint.keep = 2
   config.log_every_steps = 2
-  for dotted, value in overrides.items():
-    *parents, leaf = dotted.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  paper_tables.apply_overrides(config, overrides, "test")
   return config
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("lifecycle") / "finished")
-  results = loop.train_and_evaluate(_config(), workdir)
-  assert results["status"] == "done" and results["steps"] == STEPS
-  return workdir, results
-
-
-def _copy(finished, tmp_path, name="run"):
-  dest = str(tmp_path / name)
-  shutil.copytree(finished[0], dest)
-  return dest
+  return harness.finished_run(_config(), str(tmp_path_factory.mktemp("lifecycle") / "finished"))
 
 
 def _steps(workdir):
@@ -61,7 +48,7 @@ def _steps(workdir):
 
 
 def test_finished_run_returns_its_results_without_training(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   before = os.path.getmtime(os.path.join(workdir, "results.json"))
   again = loop.train_and_evaluate(_config(), workdir)
   assert again["final"] == finished[1]["final"] and again["steps"] == STEPS
@@ -76,7 +63,7 @@ def test_config_is_saved_in_the_workdir(finished):
 
 
 def test_more_steps_continue_a_finished_run(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   results = loop.train_and_evaluate(_config(num_train_steps=STEPS + 2), workdir)
   assert results["steps"] == STEPS + 2
   assert [h["step"] for h in results["history"]] == [STEPS, STEPS + 2]
@@ -86,7 +73,7 @@ def test_more_steps_continue_a_finished_run(finished, tmp_path):
 
 
 def test_changed_training_fields_are_refused_listing_every_one(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   with pytest.raises(run_config.ConfigChangedError) as e:
     loop.train_and_evaluate(_config(**{"optimizer.lr": 0.5, "seed": 3}), workdir)
   message = str(e.value)
@@ -97,7 +84,7 @@ def test_changed_training_fields_are_refused_listing_every_one(finished, tmp_pat
 
 
 def test_allowed_change_is_recorded_with_its_step(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   config = _config(**{"optimizer.lr": 0.5})
   results = loop.train_and_evaluate(config, workdir, allow_config_change=True)
   assert results["steps"] == STEPS
@@ -109,7 +96,7 @@ def test_allowed_change_is_recorded_with_its_step(finished, tmp_path):
 
 
 def test_changed_loss_is_a_clear_error(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   with pytest.raises(run_config.ConfigChangedError, match=r"config\.loss\.name: 'softmax' in "
                      r"the saved run, 'mpa' now"):
     loop.train_and_evaluate(_config("mpa"), workdir)
@@ -131,7 +118,7 @@ def _damage(path, how):
 
 
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous(finished, tmp_path, caplog):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   os.remove(os.path.join(workdir, "results.json"))  # the run must train again from step 2
   bad = os.path.join(workdir, "checkpoints", "4")
   _damage(bad, "truncate")
@@ -144,7 +131,7 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(finished, tmp_p
 
 
 def test_no_readable_checkpoint_is_a_clear_error(finished, tmp_path):
-  workdir = _copy(finished, tmp_path)
+  workdir = harness.copy_workdir(finished, tmp_path)
   _damage(os.path.join(workdir, "checkpoints", "4"), "garbage")
   _damage(os.path.join(workdir, "checkpoints", "2"), "truncate")
   with pytest.raises(checkpoints.UnreadableCheckpointError,
