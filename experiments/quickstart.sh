@@ -9,7 +9,7 @@
 #   bash experiments/quickstart.sh --seeds 5     # paired statistics over seeds 0-4
 set -euo pipefail
 start=$SECONDS
-echo "[setup] .venv with the pinned requirements (pip installs them on the first run only)"
+echo "[setup] .venv with the pinned requirements (installed on the first run only)"
 source "$(dirname "$0")/setup_env.sh"
 echo "[setup] done in $((SECONDS - start)) s"
 exec "$VENV_PY" -m experiments.quickstart "$@"
