@@ -189,15 +189,15 @@ def _products(x, w_raw, inv_norm, labels, dtype, stop_gradient_biased, class_axi
     raw, inv = map(jax.lax.stop_gradient, (w_raw, inv_norm))
   else:
     raw, inv = w_raw, inv_norm
-  if class_axis_name is None and batch > num_local:
+  gram = class_axis_name is None and batch > num_local
+  if gram or stop_gradient_biased:  # s and g from separate products
     s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
     s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv if stop_gradient_biased else s
+  if gram:
     w_b = raw * inv
     return s, s_b, jnp.take(w_b.T @ w_b, labels, axis=0, mode="clip")
   raw_y, inv_y = _target_rows(raw, inv, labels, dtype, class_axis_name)
   if stop_gradient_biased:
-    s = jnp.matmul(x, w_raw, preferred_element_type=dtype) * inv_norm
-    s_b = jnp.matmul(x, raw, preferred_element_type=dtype) * inv
     g = jnp.matmul(raw_y, raw, preferred_element_type=dtype)
   else:
     both = jnp.matmul(jnp.concatenate([x, raw_y]), w_raw, preferred_element_type=dtype)
