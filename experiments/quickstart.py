@@ -40,7 +40,8 @@ def _define_flags():
                       "(a name in its LOSSES, optionally with ',head_lr=<rate>').")
   flags.DEFINE_string("baseline", "softmax", "The baseline loss (the same form as --loss).")
   flags.DEFINE_integer("seeds", 1, "Seeds 0..N-1 per loss; N >= 2 adds the paired statistics.")
-  flags.DEFINE_enum("task", "retrieval", ["retrieval", "validation", "train40"],
+  from configs import quickstart  # pylint: disable=g-import-not-at-top  (imports no JAX)
+  flags.DEFINE_enum("task", "retrieval", list(quickstart.TASKS),
                     "retrieval: train 0-63, test 64-99; validation: train 0-39, test 40-63; "
                     "train40: train 0-39, test 64-99.")
   flags.DEFINE_integer("jobs", 2, "Runs trained side by side in spawned processes.")
