@@ -2,7 +2,7 @@
 
 The ingredient logits ``z[b, j, c] = W[j, c] x[b, j] + b[c] / D`` (eq. 3) are never built: one
 permutation of the features (and of W's rows) makes every group contiguous, so the finest
-resolution's group logits are one blocked matmul ``einsum('gsb,gsc->gbc')`` with the same FLOPs as
+resolution's group logits are one blocked matmul ``einsum('gbs,gsc->gbc')`` with the same FLOPs as
 ``x @ W``, and a coarser resolution whose group boundaries are a subset of a finer one's is a sum
 of the finer group logits. When ``D`` is not divisible by ``G`` each group is padded to
 ``ceil(D / G)`` slots that point at an appended zero feature / zero weight row.
@@ -69,8 +69,9 @@ def _nesting_ranges(dim: int, coarse: int, fine: int) -> list[tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Row gather whose transpose is another gather (not a scatter-add): the gathered rows are a
-# permutation of the input rows plus zero padding rows, so each input row is read exactly once.
+# Permutations whose transposes are gathers (not scatter-adds): the gathered slots are a
+# permutation of the input's rows (or columns) plus zero padding slots, so each input entry is
+# read exactly once.
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -94,26 +95,71 @@ def _take_rows_bwd(padded, inverse, g):
 _take_rows.defvjp(_take_rows_fwd, _take_rows_bwd)
 
 
-def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int) -> jax.Array:
-  """(D, K) rows -> (G, S, K) blocks of the sorted order `perm` (None: identity order); padding
-  slots hold zeros."""
+# Flat int32 indices address at most this many elements.
+_MAX_FLAT = 2**31 - 1
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _take_column_blocks(a: jax.Array, take: jax.Array, inverse: jax.Array,
+                        padded: bool) -> jax.Array:
+  """(G, N, S) blocks ``out[g, n, s] = concat([a, 0], 1)[n, take[g, s]]`` of (N, D) `a`;
+  `inverse[d]` is the flat slot ``g S + s`` that holds column d.
+
+  Both directions are gathers from the flattened array, each output element reading within one
+  row of its source: a column gather of `a` in (G, S, N) or (N, G, S) order would read it with a
+  stride of a row per element or need a transpose after it.
+  """
+  if padded:
+    a = jnp.concatenate([a, jnp.zeros((a.shape[0], 1), a.dtype)], axis=1)
+  rows, width = a.shape
+  if a.size >= _MAX_FLAT:
+    blocks = jnp.take(a, take.reshape(-1), axis=1, mode="clip")
+    return blocks.reshape(rows, *take.shape).transpose(1, 0, 2)
+  index = jnp.arange(rows, dtype=jnp.int32)[None, :, None] * width + take[:, None, :]
+  return jnp.take(a.reshape(-1), index, mode="clip")
+
+
+def _take_column_blocks_fwd(a, take, inverse, padded):
+  return _take_column_blocks(a, take, inverse, padded), inverse
+
+
+def _take_column_blocks_bwd(padded, inverse, g):
+  del padded
+  # g[block, n, slot] -> (N, D); padding slots are simply never read.
+  _, rows, slots = g.shape
+  if g.size >= _MAX_FLAT:
+    flat = g.transpose(1, 0, 2).reshape(rows, -1)
+    return jnp.take(flat, inverse, axis=1, mode="clip"), None, None
+  index = ((inverse // slots)[None, :] * (rows * slots)
+           + jnp.arange(rows, dtype=jnp.int32)[:, None] * slots + (inverse % slots)[None, :])
+  return jnp.take(g.reshape(-1), index, mode="clip"), None, None
+
+
+_take_column_blocks.defvjp(_take_column_blocks_fwd, _take_column_blocks_bwd)
+
+
+def _blocked(a: jax.Array, perm: jax.Array | None, dim: int, num_groups: int,
+             columns: bool = False) -> jax.Array:
+  """Blocks of the sorted order `perm` (None: identity order), padding slots zero: (D, K) rows
+  -> (G, S, K), or with `columns` (N, D) columns -> (G, N, S)."""
   sizes = group_sizes(dim, num_groups)
   if perm is None and sizes.min() == sizes.max():
-    slot_shape = (num_groups, dim // num_groups)
-  else:
-    slot_pos, flat_slot = _slot_layout(dim, num_groups)
-    padded = bool((slot_pos == dim).any())
-    if perm is None:
-      perm = jnp.arange(dim, dtype=jnp.int32)
-    perm = perm.astype(jnp.int32)
-    # Slot -> feature index (padding slots -> index `dim`, the appended zero).
-    perm_ext = jnp.concatenate([perm, jnp.array([dim], jnp.int32)])
-    take = perm_ext[slot_pos.reshape(-1)]
-    # Feature -> flat slot, for the gradient.
-    inverse = jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(flat_slot))
-    a = _take_rows(a, take, inverse, padded)
-    slot_shape = slot_pos.shape
-  return a.reshape(slot_shape + a.shape[1:])
+    if columns:
+      return a.reshape(a.shape[0], num_groups, dim // num_groups).transpose(1, 0, 2)
+    return a.reshape((num_groups, dim // num_groups) + a.shape[1:])
+  slot_pos, flat_slot = _slot_layout(dim, num_groups)
+  padded = bool((slot_pos == dim).any())
+  if perm is None:
+    perm = jnp.arange(dim, dtype=jnp.int32)
+  perm = perm.astype(jnp.int32)
+  # Slot -> feature index (padding slots -> index `dim`, the appended zero).
+  perm_ext = jnp.concatenate([perm, jnp.array([dim], jnp.int32)])
+  take = perm_ext[slot_pos.reshape(-1)]
+  # Feature -> flat slot, for the gradient.
+  inverse = jnp.zeros((dim,), jnp.int32).at[perm].set(jnp.asarray(flat_slot))
+  if columns:
+    return _take_column_blocks(a, take.reshape(slot_pos.shape), inverse, padded)
+  return _take_rows(a, take, inverse, padded).reshape(slot_pos.shape + a.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,9 +319,8 @@ def _group_logits(features, weights, bias, perm, groups):
     if g == 1:
       z = jnp.matmul(features, weights, preferred_element_type=dtype)[None]
     else:
-      # Rows of x.T and of W are gathered alike (contiguous row copies); the (G, S, B) lhs feeds
-      # the batched dot without the transposes a (B, G, S) column gather costs on CPU.
-      z = jnp.einsum("gsb,gsc->gbc", _blocked(features.T, perm, dim, g),
+      # (G, B, S) and (G, S, C) blocks: a batched matmul in the layout the CPU dot wants.
+      z = jnp.einsum("gbs,gsc->gbc", _blocked(features, perm, dim, g, columns=True),
                      _blocked(weights, perm, dim, g), preferred_element_type=dtype)
     if bias is not None:
       share = jnp.asarray(group_sizes(dim, g) / dim, dtype)
