@@ -18,6 +18,11 @@ free of timing noise). On a loaded machine, `--clock process` with XLA on one th
 CPU seconds of the work itself, and `--stat min` takes each case's least disturbed round instead
 of the median.
 
+"paired ratio" is the median over the rounds of each round's case / baseline time (the two
+calls of a round run moments apart, so a slow spell moves both) with a distribution-free 95%
+confidence interval (`timing.paired_ratio`); a target is "met" or "missed" only when the whole
+interval is on one side of it, else "inconclusive".
+
 With the group "proxy_pair_margin", the comparison with pytorch-metric-learning
 (`experiments/bench_proxy_losses.py`) follows the main table.
 """
@@ -115,8 +120,8 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
       mems[case.name] = timing.temp_bytes(step, *step_args)
       costs[case.name] = _cost(step, *step_args) if cost else (None, None)
       fns[case.name] = (lambda s=step, a=step_args: s(*a))
-    times = timing.interleaved_medians(fns, rounds=rounds, inner=inner, clock=clock,
-                                       statistic=statistic)
+    samples = timing.interleaved_samples(fns, rounds=rounds, inner=inner, clock=clock)
+    times = {name: statistic(s) for name, s in samples.items()}
     base_t, base_m = times[all_cases[0].name], mems[all_cases[0].name]
     base_flops, base_bytes = costs[all_cases[0].name]
     for case in all_cases:
@@ -131,6 +136,7 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
           "shape": f"B={shape.batch} D={shape.dim} C={shape.num_classes}",
           "ms": 1e3 * t,
           "time_ratio": t / base_t,
+          "paired": timing.paired_ratio(samples[case.name], samples[all_cases[0].name]),
           "temp_mb": None if m is None else m / 2**20,
           "mem_ratio": None if (m is None or not base_m) else m / base_m,
           "target": case.target,
@@ -138,18 +144,30 @@ def measure(cases: list[bench_cases.Case], *, rounds: int, inner: int,
   return rows
 
 
+def verdict(row: dict) -> str:
+  """A target judged on the paired ratio's confidence interval: "met" when all of it is at or
+  below the target, "missed" when all of it is above, otherwise "inconclusive"."""
+  _, lo, hi = row["paired"]
+  if hi <= row["target"]:
+    return "met"
+  return "missed" if lo > row["target"] else "inconclusive"
+
+
 def markdown(rows: list[dict], cost: bool = False) -> str:
-  head = "| loss | shape | fwd+bwd ms | time / softmax CE | target | XLA temp MiB | temp / softmax CE |"
-  rule = "|---|---|---:|---:|---:|---:|---:|"
+  head = ("| loss | shape | fwd+bwd ms | time / softmax CE | paired ratio [95% CI] | target | "
+          "XLA temp MiB | temp / softmax CE |")
+  rule = "|---|---|---:|---:|---:|---:|---:|---:|"
   if cost:
     head += " GFLOP | FLOPs / softmax CE | MiB accessed | accessed / softmax CE |"
     rule += "---:|---:|---:|---:|"
   lines = [head, rule]
   fmt = lambda v, spec, unit="": "n/a" if v is None else f"{v:{spec}}{unit}"  # noqa: E731
   for r in rows:
-    target = "" if r["target"] is None else f"<= {r['target']:g}x"
+    target = "" if r["target"] is None else f"<= {r['target']:g}x ({verdict(r)})"
+    mid, lo, hi = r["paired"]
     line = (f"| {r['loss']} | {r['shape']} | {r['ms']:.1f} | {r['time_ratio']:.2f}x | "
-            f"{target} | {fmt(r['temp_mb'], '.1f')} | {fmt(r['mem_ratio'], '.2f', 'x')} |")
+            f"{mid:.2f}x [{lo:.2f}, {hi:.2f}] | {target} | {fmt(r['temp_mb'], '.1f')} | "
+            f"{fmt(r['mem_ratio'], '.2f', 'x')} |")
     if cost:
       line += (f" {fmt(r['gflop'], '.3f')} | {fmt(r['flop_ratio'], '.3f', 'x')} |"
                f" {fmt(r['accessed_mb'], '.1f')} | {fmt(r['accessed_ratio'], '.2f', 'x')} |")
@@ -182,9 +200,11 @@ def main(argv) -> int:
     text = bench_proxy_losses.pml_table(rounds=_ROUNDS.value, inner=_INNER.value)
     print("\n" + text)
     table += "\n\n" + text
-  missed = [r["loss"] for r in rows if r["target"] is not None and r["time_ratio"] > r["target"]]
-  if missed:
-    print(f"targets missed: {missed}")
+  judged = {r["loss"]: verdict(r) for r in rows if r["target"] is not None}
+  for word in ("missed", "inconclusive"):
+    names = [name for name, v in judged.items() if v == word]
+    if names:
+      print(f"targets {word} (paired ratio's 95% CI): {names}")
   if _OUT.value:
     with open(_OUT.value, "w") as f:
       f.write(header + "\n\n" + table + "\n")
