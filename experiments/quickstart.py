@@ -32,6 +32,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import jax_cache
+
 
 def _define_flags():
   """The command's flags (defined when run, so that importing this module defines none)."""
@@ -121,9 +123,7 @@ def main(argv):
   if FLAGS.seeds < 1:
     raise app.UsageError(f"--seeds must be >= 1, got {FLAGS.seeds}")
   # Set before anything imports JAX, which reads it once.
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(
-      os.path.join(FLAGS.workdir, "_jax_cache")))
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  jax_cache.use_persistent_cache(FLAGS.workdir)
   from configs import quickstart  # pylint: disable=g-import-not-at-top
   from dmlax import data  # pylint: disable=g-import-not-at-top
   from dmlax.train import loop  # pylint: disable=g-import-not-at-top

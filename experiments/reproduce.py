@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import jax_cache
 from experiments import tables
 
 _TABLE = flags.DEFINE_string("table", None, "<paper>/<table>, e.g. gsl/table1a (with --suite "
@@ -88,9 +89,7 @@ def main(argv) -> int:
   # Cells share programs (the same model's init and embedding, repeated configs): compile once,
   # in this process and in --jobs workers (spawned processes read these from the environment).
   # Set before anything imports JAX, which reads them once.
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(
-      os.path.join(_WORKDIR.value, "_jax_cache")))
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  jax_cache.use_persistent_cache(_WORKDIR.value)
   if _SUITE.value == "cpu":
     from experiments import cpu_suite  # pylint: disable=g-import-not-at-top
     suite_tables = tuple(_TABLE.value.split(",")) if _TABLE.value else cpu_suite.SUITE
