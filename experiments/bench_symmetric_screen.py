@@ -1,0 +1,162 @@
+"""A negative result, kept reproducible: the symmetric bfloat16 screening pass is slower here.
+
+A set searched against itself (leave-one-out retrieval, what `retrieval_metrics` does) has a
+symmetric similarity matrix, so the screening pass of `dmlax.metrics.screen` could compute only
+the upper-triangle tiles X_i X_j^T (i <= j) and use each twice: by rows for block i and,
+transposed, by columns for block j. The bfloat16 certificate would still hold, since its bound
+covers a pair's score whichever way round it was multiplied. Half the products, but every row
+then pays the two-stage top-k selection once per tile (about nb times) instead of once, and
+XLA:CPU's `top_k` costs about 1.5 us per row plus 15 ns per element, so on a 2-core CPU the
+selection costs more than the products save. This script times, in one process:
+  * one square tile: its bfloat16 product alone, with the row selection, with both selections;
+  * the whole non-symmetric screening pass (`tiles.blocked_topk` on bfloat16 rows, L
+    candidates per row, as `screen.screened_topk` runs it) and the symmetric one (below);
+and checks that both keep the same candidate scores.
+
+    python -m experiments.bench_symmetric_screen --n 60502 --rounds 1   # SOP scale
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dmlax.metrics import screen as screening
+from dmlax.metrics import tiles
+from experiments import timing
+from experiments.bench_retrieval import sop_like
+
+
+def symmetric_block(num: int, k: int, block_size: int | None = None) -> int:
+  """Rows per block of `symmetric_topk`: square tiles of about `tiles._TILE_ENTRIES` entries by
+  default, a multiple of `tiles._CHUNK` with more than k columns."""
+  if block_size is None:
+    block_size = math.isqrt(tiles._TILE_ENTRIES)
+  block_size = max(block_size, k + 1)
+  chunk = tiles._CHUNK
+  return min(chunk * math.ceil(block_size / chunk), chunk * math.ceil(num / chunk))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size", "chunk"))
+def symmetric_topk(x, *, k, block_size, chunk=tiles._CHUNK):
+  """Top-k of every row of x @ x.T without its diagonal, each product computed once.
+
+  The search of a set against itself (leave-one-out retrieval) has a symmetric similarity
+  matrix, so the square tiles (i, j) with i <= j are enough: tile X_i X_j^T gives the rows of
+  block i their candidates among block j, and its transpose gives the rows of block j theirs
+  among block i. Half the products of `tiles.blocked_topk`, at the price of a second selection (over
+  the transposed tile) per off-diagonal tile. For the bfloat16 screen (`screen.screened_topk`),
+  whose candidates are certified by an error bound that holds whichever of s(a, b) and s(b, a)
+  a pair's score was computed as; among equal scores the kept columns are not by lowest index
+  (the screen re-sorts its candidates). Padding rows are never candidates. Returns
+  `(values, indices)` of shape (N, k); N - 1 >= k is the caller's to check.
+  """
+  n, d = x.shape
+  b = block_size
+  nb = -(-n // b)
+  xp = jnp.pad(x, ((0, nb * b - n), (0, 0))).reshape(nb, b, d)
+  bi, bj = np.triu_indices(nb)
+  cols = jnp.arange(b, dtype=jnp.int32)
+
+  def merge(state, blk, v, i):
+    best_v, best_i = state
+    v = jnp.concatenate([best_v[blk], v], axis=1)
+    i = jnp.concatenate([best_i[blk], i], axis=1)
+    v, pos = jax.lax.top_k(v, k)
+    return best_v.at[blk].set(v), best_i.at[blk].set(jnp.take_along_axis(i, pos, axis=1))
+
+  def one_tile(state, ij):
+    i, j = ij
+    q0, r0 = i * b, j * b
+    sims = tiles.similarity(xp[i], xp[j], None, "dot")
+
+    def invalid_rows(c):  # block i's rows against block j's columns: padding and the diagonal
+      return (c + r0 >= n) | (c + r0 == (q0 + cols)[:, None])
+
+    v, c = tiles._tile_topk(sims, k, chunk, invalid_rows, n - r0)
+    state = merge(state, i, v, c + r0)
+
+    def transposed(state):  # block j's rows against block i's columns (i < j: no padding)
+      v, c = tiles._tile_topk(sims.T, k, chunk, lambda c: jnp.zeros(c.shape, bool), b)
+      return merge(state, j, v, c + q0)
+
+    state = jax.lax.cond(i < j, transposed, lambda state: state, state)
+    return state, None
+
+  init = (jnp.full((nb, b, k), -jnp.inf, jnp.float32), jnp.full((nb, b, k), n, jnp.int32))
+  (v, i), _ = jax.lax.scan(one_tile, init, (jnp.asarray(bi, jnp.int32),
+                                            jnp.asarray(bj, jnp.int32)))
+  return v.reshape(nb * b, k)[:n], i.reshape(nb * b, k)[:n]
+
+
+_FLAGS = flags.FlagValues()  # the module's own flags: tests call main(argv) in one process
+flags.DEFINE_integer("n", 6000, "number of embeddings", flag_values=_FLAGS)
+flags.DEFINE_integer("d", 512, "embedding dimension", flag_values=_FLAGS)
+flags.DEFINE_integer("k", 11, "neighbours of the search (the screen keeps more candidates)",
+                     flag_values=_FLAGS)
+flags.DEFINE_integer("rounds", 1, "interleaved timing rounds (median reported)",
+                     flag_values=_FLAGS)
+
+
+def main(argv=None):
+  try:
+    _FLAGS(["bench_symmetric_screen"] + list(sys.argv[1:] if argv is None else argv))
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+  args = _FLAGS
+  x, _ = sop_like(args.n, args.d, 0)
+  x16 = jnp.asarray(x).astype(jnp.bfloat16)
+  depth = screening.screen_depth(args.k)
+  ids = jnp.arange(args.n, dtype=jnp.int32)
+  bq, br = tiles.block_sizes(args.n, args.n, depth, None)
+  b = symmetric_block(args.n, depth)
+  print(f"N={args.n} d={args.d} L={depth} candidates per row; non-symmetric tiles {bq}x{br}, "
+        f"symmetric tiles {b}x{b} ({-(-args.n // b)} blocks)")
+  tile_q, tile_r = x16[:b], x16[-b:]
+  none = lambda c: jnp.zeros(c.shape, bool)  # noqa: E731
+
+  @jax.jit
+  def product(q, r):
+    return jax.lax.optimization_barrier(tiles.similarity(q, r, None, "dot"))[0, 0]
+
+  @jax.jit
+  def rows(q, r):
+    return tiles._tile_topk(tiles.similarity(q, r, None, "dot"), depth, tiles._CHUNK, none, b)
+
+  @jax.jit
+  def both(q, r):
+    s = tiles.similarity(q, r, None, "dot")
+    return (tiles._tile_topk(s, depth, tiles._CHUNK, none, b),
+            tiles._tile_topk(s.T, depth, tiles._CHUNK, none, b))
+
+  candidates = {
+      "one tile: bfloat16 product alone": lambda: product(tile_q, tile_r),
+      "one tile: product + row selection": lambda: rows(tile_q, tile_r),
+      "one tile: product + row and column selections": lambda: both(tile_q, tile_r),
+      "screening pass, non-symmetric (as screened_topk)": lambda: tiles.blocked_topk(
+          x16, x16, ids, k=depth, metric="dot", exclude_self=True, block_size=bq,
+          ref_block=br)[:2],
+      "screening pass, symmetric (upper triangle)": lambda: symmetric_topk(
+          x16, k=depth, block_size=b),
+  }
+  samples = timing.interleaved_samples(candidates, rounds=args.rounds, inner=1, warmup=1)
+  base = float(np.median(samples["screening pass, non-symmetric (as screened_topk)"]))
+  print("\n| candidate | seconds | x non-symmetric pass |\n|---|---|---|")
+  for name, s in samples.items():
+    print(f"| {name} | {np.median(s):.3f} | {np.median(s) / base:.2f} |")
+  plain = candidates["screening pass, non-symmetric (as screened_topk)"]()
+  sym = candidates["screening pass, symmetric (upper triangle)"]()
+  # The kept scores agree up to the float32 accumulation order of a pair's two products.
+  gap = float(jnp.max(jnp.abs(plain[0] - sym[0])))
+  print(f"\nlargest difference of the kept candidate scores: {gap:.2e}")
+  return gap
+
+
+if __name__ == "__main__":
+  main()
