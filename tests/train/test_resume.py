@@ -17,7 +17,10 @@ from configs import quickstart
 from dmlax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = 8
+# Enough steps after the SIGTERM checkpoint that the signal always lands before the last step:
+# with 8, a loaded CI machine saw the run finish steps 7-8 (0.17 s) before the poll noticed
+# checkpoint 6, so no "SIGTERM: saved" (CI at 1037917).
+STEPS = 16
 CONFIG_ARG = "mpa,smoke"
 
 
@@ -88,7 +91,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
 
   workdir = str(tmp_path / "interrupted")
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  kill_at = random.Random().randint(2, 4)
+  kill_at = random.Random().randint(2, 6)
   print(f"SIGKILL after checkpoint {kill_at}")
   proc = _launch(workdir)
   _wait_for_checkpoint(proc, ckpt_dir, kill_at)
