@@ -217,6 +217,10 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, num
       if k == 0:
         return (best_v, best_i, count), None
       v, i = _tile_topk(sims, k, chunk, invalid, valid - r0)
+      if nrb == 1:
+        # One tile holds every reference: nothing to merge (a top-k of 2k entries per row
+        # saved); the -inf entries of a short row get index nr, as the merge would give them.
+        return (v, jnp.where(v == -jnp.inf, nr, i + r0), count), None
       v = jnp.concatenate([best_v, v], axis=1)
       i = jnp.concatenate([best_i, i + r0], axis=1)
       # Earlier blocks come first, so top_k's lower-position tie-break keeps the lower index.
@@ -234,3 +238,70 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, num
   count = count.reshape((nqb * block_size,) + count.shape[2:])[:nq] if beat is not None else None
   v, i = v.reshape(nqb * block_size, k), i.reshape(nqb * block_size, k)
   return v[:nq], i[:nq], count
+
+
+
+def label_members(query_labels, reference_labels) -> np.ndarray:
+  """(Nq, W) int32: the indices of the references with each query's label, in increasing order,
+  padded with -1 (W: the largest such count). Labels are concrete integer arrays."""
+  query_labels, reference_labels = np.asarray(query_labels), np.asarray(reference_labels)
+  order = np.argsort(reference_labels, kind="stable")
+  sorted_labels = reference_labels[order]
+  start = np.searchsorted(sorted_labels, query_labels, side="left")
+  count = np.searchsorted(sorted_labels, query_labels, side="right") - start
+  width = max(1, int(count.max(initial=0)))
+  offset = np.arange(width)
+  taken = order[np.minimum(start[:, None] + offset, max(len(order) - 1, 0))]
+  return np.where(offset < count[:, None], taken, -1).astype(np.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("metric", "exclude_self", "block_size"))
+def best_positive_rank(q, r, query_ids, members, *, metric, exclude_self, block_size):
+  """Per query, its best positive (the largest similarity among `members`, the references of its
+  label, the query itself excluded with `exclude_self`; lower index on ties) and the number of
+  other-label references ranked before it (similarity above it, or equal with a lower index):
+  `(counts, best indices)`, int32 (Nq,) each. `members` (Nq, W) int32 is `label_members`
+  (-1: padding); every query needs a positive.
+
+  What `blocked_topk` gives in two passes (`same_label` with k=1, then `beat`), in one pass for a
+  reference set that fits one tile (at most `_MAX_REF_BLOCK` rows): the best positive is read
+  from the tile at its label's columns and one count runs over the tile (every reference ranked
+  before it, less those of its label, themselves read at the same columns), so an exact tie (a
+  copy of the positive under another label) is decided by index, not by rounding. Counting
+  without a label mask over the tile is what makes it one cheap pass: an elementwise label
+  comparison feeding the reduction costs about one more product time on a CPU.
+  """
+  nq, d = q.shape
+  nr = r.shape[0]
+  if nr > _MAX_REF_BLOCK:
+    raise ValueError(f"best_positive_rank needs at most {_MAX_REF_BLOCK} references (one tile), "
+                     f"got {nr}")
+  nqb = -(-nq // block_size)
+  pad = nqb * block_size - nq
+  qp = jnp.pad(q, ((0, pad), (0, 0))).reshape(nqb, block_size, d)
+  ids = jnp.pad(query_ids.astype(jnp.int32), (0, pad), constant_values=-1)
+  members = jnp.pad(members.astype(jnp.int32), ((0, pad), (0, 0)), constant_values=-1)
+  r_sq = jnp.sum(r * r, axis=1) if metric == "euclidean" else None
+  # Column indices as float32 (exact below 2**24): the count is a float32 sum of a select, the
+  # form XLA's CPU reduction runs fastest.
+  cols = jnp.arange(nr, dtype=jnp.float32)
+
+  def one_block(args):
+    qb, row_ids, mem = args
+    sims = similarity(qb, r, r_sq, metric)
+    valid = mem >= 0
+    mem_vals = jnp.take_along_axis(sims, jnp.maximum(mem, 0), axis=1)
+    candidate = valid & (mem != row_ids[:, None]) if exclude_self else valid
+    best = jnp.max(jnp.where(candidate, mem_vals, -jnp.inf), axis=1, keepdims=True)
+    best_index = jnp.min(jnp.where(candidate & (mem_vals == best), mem, nr), axis=1,
+                         keepdims=True)
+    best_col = best_index.astype(jnp.float32)
+    ahead = (sims > best) | ((sims == best) & (cols[None, :] < best_col))
+    total = jnp.sum(jnp.where(ahead, 1.0, 0.0), axis=1)
+    ahead_same = (mem_vals > best) | ((mem_vals == best) & (mem < best_index))
+    same = jnp.sum(ahead_same & valid, axis=1, dtype=jnp.int32)
+    return total.astype(jnp.int32) - same, best_index[:, 0]
+
+  counts, best_index = jax.lax.map(one_block, (qp, ids.reshape(nqb, block_size),
+                                               members.reshape(nqb, block_size, -1)))
+  return counts.reshape(-1)[:nq], best_index.reshape(-1)[:nq]

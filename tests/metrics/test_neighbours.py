@@ -67,3 +67,23 @@ def test_exclude_self_keeps_duplicates():
 def test_bad_input(kwargs, message):
   with pytest.raises(ValueError, match=message):
     metrics.knn(**kwargs)
+
+
+@pytest.mark.parametrize("ref_block", [64, 32])  # one tile holds every reference / two tiles
+def test_short_rows_end_in_minus_inf_with_index_num_refs(ref_block):
+  # With a label restriction a query of a small class has fewer than k candidates: the list
+  # ends in -inf values with index Nr, whether or not the tiles are merged.
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(40, 4)).astype(np.float32)
+  y = np.arange(40) % 8  # classes of 5
+  ids = np.arange(40, dtype=np.int32)
+  values, indices, _ = tiles.blocked_topk(
+      x, x, ids, None, (y, y), k=7, metric="dot", exclude_self=True, block_size=16,
+      ref_block=ref_block)
+  values, indices = np.asarray(values), np.asarray(indices)
+  assert np.all(np.isfinite(values[:, :4])) and np.all(values[:, 4:] == -np.inf)
+  chex.assert_trees_all_equal(indices[:, 4:], np.full((40, 3), 40, np.int32))
+  sims = x @ x.T
+  for i in range(40):
+    same = [j for j in np.argsort(-sims[i], kind="stable") if y[j] == y[i] and j != i]
+    chex.assert_trees_all_equal(indices[i, :4], np.array(same, np.int32))
