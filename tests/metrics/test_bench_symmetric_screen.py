@@ -1,5 +1,5 @@
-"""experiments/bench_symmetric_screen: the symmetric screening pass it times is correct, and the
-script runs (the timing itself is the script's to report, not a test's)."""
+"""experiments/bench_symmetric_screen: the symmetric and two-halves screening passes it times are
+correct, and the script runs (the timing itself is the script's to report, not a test's)."""
 
 import chex
 import jax.numpy as jnp
@@ -29,6 +29,30 @@ def test_symmetric_screening_pass_equals_a_float64_reference(n, block, k):
   chex.assert_trees_all_close(s[np.arange(n)[:, None], idx], want, atol=tol, rtol=0)
   assert ((idx >= 0) & (idx < n) & (idx != np.arange(n)[:, None])).all()
   assert all(len(set(row)) == k for row in idx.tolist())
+
+
+@pytest.mark.parametrize("n, block, k", [(1000, 96, 7), (257, 64, 32), (300, 160, 5)])
+def test_two_halves_pass_equals_the_non_symmetric_pass(n, block, k):
+  # Ragged last block, an odd and an even number of blocks, two blocks only: the exact top-k
+  # (float64 reference) up to the float32 accumulation order of a pair's two products.
+  rng = np.random.default_rng(n + 1)
+  x = jnp.asarray(rng.normal(size=(n, 16)), jnp.bfloat16)
+  size = bench.halves_block(n, block)
+  values, idx = bench.halves_topk(x, k=k, block_size=size)
+  x64 = np.asarray(x.astype(jnp.float32), np.float64)
+  s = x64 @ x64.T
+  np.fill_diagonal(s, -np.inf)
+  want = -np.sort(-s, axis=1)[:, :k]
+  idx = np.asarray(idx)
+  tol = 16 * 2.0**-23 * np.sum(x64 * x64, axis=1).max()
+  chex.assert_trees_all_close(np.asarray(values, np.float64), want, atol=tol, rtol=0)
+  chex.assert_trees_all_close(s[np.arange(n)[:, None], idx], want, atol=tol, rtol=0)
+  assert all(len(set(row)) == k for row in idx.tolist())
+
+
+def test_two_halves_needs_two_blocks():
+  with pytest.raises(ValueError, match="two blocks"):
+    bench.halves_topk(jnp.zeros((40, 4), jnp.bfloat16), k=3, block_size=64)
 
 
 def test_script_runs_and_both_passes_keep_the_same_scores():
