@@ -209,7 +209,7 @@ def main(argv=None):
       "screening pass, symmetric (upper triangle)": lambda: symmetric_topk(
           x16, k=depth, block_size=b),
   }
-  hb = halves_block(args.n, bq)
+  hb = halves_block(args.n, min(bq, -(-args.n // 2)))  # at least two blocks when N allows
   if -(-args.n // hb) >= 2:
     candidates["screening pass, two halves (a quarter of the products kept)"] = (
         lambda: halves_topk(x16, k=depth, block_size=hb))
