@@ -24,8 +24,8 @@ from jax.typing import ArrayLike
 from dmlax.checks import check_floating, check_in, check_labels
 from dmlax.metrics.neighbours import exact_topk, prepare_references
 from dmlax.metrics.sharded import check_mesh, sharded_search
-from dmlax.metrics.tiles import (METRICS, Beat, best_positive_rank, block_sizes, blocked_topk,
-                                 check_embeddings, label_members, prepare)
+from dmlax.metrics.tiles import (METRICS, Beat, block_sizes, blocked_topk,
+                                 check_embeddings, label_members, positive_ranks, prepare)
 
 def _check_ks(ks) -> tuple[int, ...]:
   if isinstance(ks, (int, np.integer)):
@@ -96,20 +96,22 @@ def _positive_counts(q, r, query_ids, q_labels, ref_labels, width, *, metric,
   lower index on ties): the number of other-label references ranked before each, (Nq, width),
   and their indices (Nr where the class has fewer).
 
-  Two float32 passes with the same reference blocks: the positives, then the counts against
-  them. Both compare values of the same tile products, so an exact tie (a copy of a positive
-  under another label) is decided by index and not by the rounding of two computations.
+  When one tile holds every reference, one float32 pass (`tiles.positive_ranks`); else two with
+  the same reference blocks: the positives, then the counts against them. Either way the counts
+  compare values of the same tile products, so an exact tie (a copy of a positive under another
+  label) is decided by index and not by the rounding of two computations.
   """
   ids, q_lab, r_lab = (jnp.asarray(a) for a in (query_ids, q_labels, ref_labels))
   nq, nr = len(query_ids), r.shape[0]
   bq, br = block_sizes(nq, nr, width, None)
-  if width == 1 and br >= nr:
-    # One tile holds every reference: the best positive and the count in one pass (half the
-    # products of the two below; `python -m experiments.bench_retrieval --n 60502`).
+  if br >= nr:
+    # One tile holds every reference: the positives and their counts in one pass (fewer
+    # products than the two below, and cheaper counts; `python -m
+    # experiments.bench_retrieval --n 60502`).
     members = label_members(q_labels, ref_labels)
-    before, best_index = best_positive_rank(q, r, ids, jnp.asarray(members), metric=metric,
-                                            exclude_self=self_mode, block_size=bq)
-    return np.asarray(before)[:, None], np.asarray(best_index)[:, None]
+    before, best_index = positive_ranks(q, r, ids, jnp.asarray(members), width=width,
+                                        metric=metric, exclude_self=self_mode, block_size=bq)
+    return np.asarray(before), np.asarray(best_index)
   best, best_index, _ = blocked_topk(q, r, ids, None, (q_lab, r_lab), k=width, metric=metric,
                                      exclude_self=self_mode, block_size=bq, ref_block=br)
   # (rows, width, columns) comparisons per tile: width times fewer rows keep the tile's size.

@@ -255,34 +255,39 @@ def label_members(query_labels, reference_labels) -> np.ndarray:
   return np.where(offset < count[:, None], taken, -1).astype(np.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "exclude_self", "block_size"))
-def best_positive_rank(q, r, query_ids, members, *, metric, exclude_self, block_size):
-  """Per query, its best positive (the largest similarity among `members`, the references of its
-  label, the query itself excluded with `exclude_self`; lower index on ties) and the number of
-  other-label references ranked before it (similarity above it, or equal with a lower index):
-  `(counts, best indices)`, int32 (Nq,) each. `members` (Nq, W) int32 is `label_members`
-  (-1: padding); every query needs a positive.
+@functools.partial(jax.jit, static_argnames=("width", "metric", "exclude_self", "block_size"))
+def positive_ranks(q, r, query_ids, members, *, width, metric, exclude_self, block_size):
+  """Per query, its `width` best positives (largest similarity among `members`, the references
+  of its label, the query itself excluded with `exclude_self`; lower index on ties) and for
+  each the number of other-label references ranked before it (similarity above it, or equal
+  with a lower index): `(counts, indices)`, int32 (Nq, width) each; where the label has fewer
+  positives the index is Nr and the count that of every other-label reference. `members`
+  (Nq, M) int32, M >= width, is `label_members` (-1: padding).
 
-  What `blocked_topk` gives in two passes (`same_label` with k=1, then `beat`), in one pass for a
-  reference set that fits one tile (at most `_MAX_REF_BLOCK` rows): the best positive is read
-  from the tile at its label's columns and one count runs over the tile (every reference ranked
-  before it, less those of its label, themselves read at the same columns), so an exact tie (a
-  copy of the positive under another label) is decided by index, not by rounding. Counting
-  without a label mask over the tile is what makes it one cheap pass: an elementwise label
-  comparison feeding the reduction costs about one more product time on a CPU.
+  What `blocked_topk` gives in two passes (`same_label` with k=width, then `beat`), in one pass
+  for a reference set that fits one tile (at most `_MAX_REF_BLOCK` rows): the positives are read
+  from the tile at their label's columns, and for each of them one count runs over the tile
+  (every reference ranked before it, less those of its label, themselves read at the same
+  columns), so an exact tie (a copy of a positive under another label) is decided by index, not
+  by rounding. Counting without a label mask is what makes each count cheap: on XLA:CPU an
+  elementwise label comparison feeding the reduction makes it write full-tile intermediates
+  (about one more product time per count).
   """
   nq, d = q.shape
   nr = r.shape[0]
   if nr > _MAX_REF_BLOCK:
-    raise ValueError(f"best_positive_rank needs at most {_MAX_REF_BLOCK} references (one tile), "
+    raise ValueError(f"positive_ranks needs at most {_MAX_REF_BLOCK} references (one tile), "
                      f"got {nr}")
+  if not 1 <= width <= members.shape[1]:
+    raise ValueError(f"width must be in [1, {members.shape[1]}] (the members' columns), "
+                     f"got {width}")
   nqb = -(-nq // block_size)
   pad = nqb * block_size - nq
   qp = jnp.pad(q, ((0, pad), (0, 0))).reshape(nqb, block_size, d)
   ids = jnp.pad(query_ids.astype(jnp.int32), (0, pad), constant_values=-1)
   members = jnp.pad(members.astype(jnp.int32), ((0, pad), (0, 0)), constant_values=-1)
   r_sq = jnp.sum(r * r, axis=1) if metric == "euclidean" else None
-  # Column indices as float32 (exact below 2**24): the count is a float32 sum of a select, the
+  # Column indices as float32 (exact below 2**24): each count is a float32 sum of a select, the
   # form XLA's CPU reduction runs fastest.
   cols = jnp.arange(nr, dtype=jnp.float32)
 
@@ -292,16 +297,21 @@ def best_positive_rank(q, r, query_ids, members, *, metric, exclude_self, block_
     valid = mem >= 0
     mem_vals = jnp.take_along_axis(sims, jnp.maximum(mem, 0), axis=1)
     candidate = valid & (mem != row_ids[:, None]) if exclude_self else valid
-    best = jnp.max(jnp.where(candidate, mem_vals, -jnp.inf), axis=1, keepdims=True)
-    best_index = jnp.min(jnp.where(candidate & (mem_vals == best), mem, nr), axis=1,
-                         keepdims=True)
-    best_col = best_index.astype(jnp.float32)
-    ahead = (sims > best) | ((sims == best) & (cols[None, :] < best_col))
-    total = jnp.sum(jnp.where(ahead, 1.0, 0.0), axis=1)
-    ahead_same = (mem_vals > best) | ((mem_vals == best) & (mem < best_index))
-    same = jnp.sum(ahead_same & valid, axis=1, dtype=jnp.int32)
-    return total.astype(jnp.int32) - same, best_index[:, 0]
+    # Members are in increasing index order, so top_k's lower-position tie-break is the
+    # lower-index one; a row with fewer positives ends in -inf, given index Nr.
+    best, pos = jax.lax.top_k(jnp.where(candidate, mem_vals, -jnp.inf), width)
+    best_index = jnp.where(best == -jnp.inf, nr, jnp.take_along_axis(mem, pos, axis=1))
+    totals = []
+    for w in range(width):  # one cheap count per positive (see the docstring)
+      t, t_col = best[:, w:w + 1], best_index[:, w:w + 1].astype(jnp.float32)
+      ahead = (sims > t) | ((sims == t) & (cols[None, :] < t_col))
+      totals.append(jnp.sum(jnp.where(ahead, 1.0, 0.0), axis=1))
+    total = jnp.stack(totals, axis=1).astype(jnp.int32)
+    t, t_idx = best[:, :, None], best_index[:, :, None]
+    v, m = mem_vals[:, None, :], mem[:, None, :]
+    ahead_same = ((v > t) | ((v == t) & (m < t_idx))) & valid[:, None, :]
+    return total - jnp.sum(ahead_same, axis=2, dtype=jnp.int32), best_index
 
   counts, best_index = jax.lax.map(one_block, (qp, ids.reshape(nqb, block_size),
                                                members.reshape(nqb, block_size, -1)))
-  return counts.reshape(-1)[:nq], best_index.reshape(-1)[:nq]
+  return counts.reshape(nqb * block_size, width)[:nq], best_index.reshape(-1, width)[:nq]

@@ -1,4 +1,4 @@
-"""tiles.best_positive_rank (the one-pass rank of each query's best positive) against a float64
+"""tiles.positive_ranks (the one-pass ranks of each query's best positives) against a float64
 reference with exact ties, and against the two-pass blocked_topk it replaces."""
 
 import chex
@@ -20,63 +20,76 @@ def tied_set(seed, n=300, d=6, num_classes=25):
   return x, y
 
 
-def np_rank(q, r, q_ids, q_labels, r_labels, metric, exclude_self):
-  """Best positive by (similarity, lower index); count of other-label references before it."""
+def np_ranks(q, r, q_ids, q_labels, r_labels, width, metric, exclude_self):
+  """The width best positives by (similarity, lower index) and the count of other-label
+  references before each; past the label's positives index Nr and every other-label one."""
   q, r = q.astype(np.float64), r.astype(np.float64)
   if metric == "euclidean":
     sims = -((q[:, None, :] - r[None, :, :]) ** 2).sum(-1)
   else:
     sims = q @ r.T
-  counts, best = [], []
+  nr = len(r)
+  cols = np.arange(nr)
+  counts = np.zeros((len(q), width), np.int32)
+  best = np.full((len(q), width), nr, np.int32)
   for i in range(len(q)):
     pos = np.nonzero(r_labels == q_labels[i])[0]
     if exclude_self:
       pos = pos[pos != q_ids[i]]
-    b = pos[np.lexsort((pos, -sims[i, pos]))[0]]
+    pos = pos[np.lexsort((pos, -sims[i, pos]))][:width]
     other = r_labels != q_labels[i]
-    cols = np.arange(len(r))
-    ahead = (sims[i] > sims[i, b]) | ((sims[i] == sims[i, b]) & (cols < b))
-    counts.append(int(np.sum(ahead & other)))
-    best.append(int(b))
-  return np.array(counts), np.array(best)
+    counts[i] = int(np.sum(other))
+    for w, b in enumerate(pos):
+      ahead = (sims[i] > sims[i, b]) | ((sims[i] == sims[i, b]) & (cols < b))
+      counts[i, w] = int(np.sum(ahead & other))
+      best[i, w] = b
+  return counts, best
 
 
 @pytest.mark.parametrize("metric", ["dot", "euclidean"])
 @pytest.mark.parametrize("exclude_self", [True, False])
-def test_matches_float64_reference_with_exact_ties(metric, exclude_self):
+@pytest.mark.parametrize("widest", [False, True])
+def test_matches_float64_reference_with_exact_ties(metric, exclude_self, widest):
   x, y = tied_set(0)
   rows = np.nonzero(np.bincount(y)[y] > 1)[0][::3].astype(np.int32)  # queries with a positive
+  # 1, or every positive of the largest class (the smaller ones then end in padding).
+  width = int(np.bincount(y)[y[rows]].max()) - int(exclude_self) if widest else 1
   q = x[rows]
-  counts, best = tiles.best_positive_rank(
+  counts, best = tiles.positive_ranks(
       jnp.asarray(q), jnp.asarray(x), jnp.asarray(rows), tiles.label_members(y[rows], y),
-      metric=metric, exclude_self=exclude_self, block_size=16)  # several query blocks, padded
-  want_counts, want_best = np_rank(q, x, rows, y[rows], y, metric, exclude_self)
+      width=width, metric=metric, exclude_self=exclude_self, block_size=16)  # padded blocks
+  want_counts, want_best = np_ranks(q, x, rows, y[rows], y, width, metric, exclude_self)
   chex.assert_trees_all_equal((np.asarray(counts), np.asarray(best)), (want_counts, want_best))
-  assert np.any(want_counts > 0) and np.any(want_counts == 0)
+  assert np.any(want_counts[:, 0] > 0) and np.any(want_counts[:, 0] == 0)
+  if widest:
+    assert np.any(want_best == len(x))  # some classes have fewer positives than width
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_equals_the_two_pass_search_on_cosine(seed):
+@pytest.mark.parametrize("seed, width", [(1, 1), (2, 3)])
+def test_equals_the_two_pass_search_on_cosine(seed, width):
   x, y = tied_set(seed)
   xp = tiles.prepare(jnp.asarray(x), "cosine")
   rows = np.nonzero(np.bincount(y)[y] > 1)[0].astype(np.int32)
   q, ids, qy, ry = xp[rows], jnp.asarray(rows), jnp.asarray(y[rows]), jnp.asarray(y)
-  bq, br = tiles.block_sizes(len(rows), len(x), 1, None)
-  best_v, best_i, _ = tiles.blocked_topk(q, xp, ids, None, (qy, ry), k=1, metric="cosine",
+  bq, br = tiles.block_sizes(len(rows), len(x), width, None)
+  best_v, best_i, _ = tiles.blocked_topk(q, xp, ids, None, (qy, ry), k=width, metric="cosine",
                                          exclude_self=True, block_size=bq, ref_block=br)
   _, _, before = tiles.blocked_topk(q, xp, ids, tiles.Beat(best_v, best_i, qy, ry), k=0,
                                     metric="cosine", exclude_self=True, block_size=bq,
                                     ref_block=br)
-  counts, best = tiles.best_positive_rank(q, xp, ids, tiles.label_members(y[rows], y),
-                                          metric="cosine", exclude_self=True, block_size=bq)
-  chex.assert_trees_all_equal((counts, best), (before[:, 0], best_i[:, 0]))
+  counts, best = tiles.positive_ranks(q, xp, ids, tiles.label_members(y[rows], y), width=width,
+                                      metric="cosine", exclude_self=True, block_size=bq)
+  chex.assert_trees_all_equal((counts, best), (before, best_i))
 
 
-def test_more_references_than_one_tile_is_an_error():
+def test_bad_sizes_are_errors():
   r = jnp.zeros((tiles._MAX_REF_BLOCK + 1, 2))
   with pytest.raises(ValueError, match="one tile"):
-    tiles.best_positive_rank(r[:2], r, jnp.arange(2), jnp.zeros((2, 1), jnp.int32),
-                             metric="dot", exclude_self=True, block_size=2)
+    tiles.positive_ranks(r[:2], r, jnp.arange(2), jnp.zeros((2, 1), jnp.int32), width=1,
+                         metric="dot", exclude_self=True, block_size=2)
+  with pytest.raises(ValueError, match="width"):
+    tiles.positive_ranks(r[:2, :], r[:5], jnp.arange(2), jnp.zeros((2, 2), jnp.int32), width=3,
+                         metric="dot", exclude_self=True, block_size=2)
 
 
 def test_label_members():
