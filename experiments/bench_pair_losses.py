@@ -23,6 +23,7 @@ import numpy as np
 
 from dmlax import losses
 from dmlax import miners
+from experiments import cli
 from experiments import timing
 
 BATCH, DIM, CLASSES, SUB_CENTERS, MEMORY = 256, 512, 32, 3, 1024
@@ -183,10 +184,7 @@ flags.DEFINE_integer("inner", 3, "calls per round", flag_values=_FLAGS)
 
 
 def main(argv=None) -> int:
-  try:
-    _FLAGS(["bench_pair_losses"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  cli.parse_module_flags(_FLAGS, "bench_pair_losses", argv)
   args = _FLAGS
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; "
         f"median of {args.rounds} interleaved rounds x {args.inner} calls")

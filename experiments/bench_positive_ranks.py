@@ -13,13 +13,13 @@ distribution-free 95% interval (`experiments/timing.paired_ratio`).
 
 from __future__ import annotations
 
-import sys
 
 from absl import flags
 import jax.numpy as jnp
 import numpy as np
 
 from dmlax.metrics import tiles
+from experiments import cli
 from experiments import timing
 from experiments.bench_retrieval import sop_like
 
@@ -33,10 +33,7 @@ flags.DEFINE_integer("rounds", 5, "interleaved timing rounds", flag_values=_FLAG
 
 
 def main(argv=None):
-  try:
-    _FLAGS(["bench_positive_ranks"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  cli.parse_module_flags(_FLAGS, "bench_positive_ranks", argv)
   args = _FLAGS
   x, y = sop_like(args.n, args.d, 0)
   r = tiles.prepare(jnp.asarray(x), "cosine")

@@ -20,7 +20,6 @@ Full size (SOP's test split: 60,502 embeddings, 11,316 classes), median of 3 int
 from __future__ import annotations
 
 import functools
-import sys
 import time
 
 from absl import flags
@@ -31,6 +30,7 @@ import numpy as np
 from dmlax import metrics
 from dmlax.metrics import screen as screening
 from dmlax.metrics import tiles
+from experiments import cli
 from experiments.timing import block
 
 
@@ -108,10 +108,7 @@ flags.DEFINE_bool("plain_topk", False, "also time the pass with a plain lax.top_
 
 
 def main(argv=None):
-  try:
-    _FLAGS(["bench_retrieval"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  cli.parse_module_flags(_FLAGS, "bench_retrieval", argv)
   args = _FLAGS
 
   x, y = sop_like(args.n, args.d, args.seed, args.class_size)

@@ -60,6 +60,7 @@ import optax  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments import scale_cases  # noqa: E402
 from experiments import timing  # noqa: E402
 from experiments.scale_cases import AXIS  # noqa: E402
@@ -464,10 +465,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
   _FLAGS.unparse_flags()  # every call starts from the defaults (tests call main repeatedly)
-  try:
-    _FLAGS(["bench_scale"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  cli.parse_module_flags(_FLAGS, "bench_scale", argv)
   args = _FLAGS
   result = run(args)
   header = (f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "

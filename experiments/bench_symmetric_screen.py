@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 
 from absl import flags
 import jax
@@ -32,6 +31,7 @@ import numpy as np
 
 from dmlax.metrics import screen as screening
 from dmlax.metrics import tiles
+from experiments import cli
 from experiments import timing
 from experiments.bench_retrieval import sop_like
 
@@ -169,10 +169,7 @@ flags.DEFINE_integer("rounds", 1, "interleaved timing rounds (median reported)",
 
 
 def main(argv=None):
-  try:
-    _FLAGS(["bench_symmetric_screen"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  cli.parse_module_flags(_FLAGS, "bench_symmetric_screen", argv)
   args = _FLAGS
   x, _ = sop_like(args.n, args.d, 0)
   x16 = jnp.asarray(x).astype(jnp.bfloat16)

@@ -27,6 +27,8 @@ import time
 from absl import flags
 import portpicker
 
+from experiments import cli
+
 
 def process_env(devices_per_process: int, base: dict | None = None) -> dict:
   """The environment of one local "host": fake CPU devices, gloo collectives, CPU only."""
@@ -109,10 +111,7 @@ flags.DEFINE_float("timeout", 3600.0, "seconds for the whole job", flag_values=_
 
 def main(argv=None) -> int:
   """`-- ARGS` after the launcher's flags are the trainer's arguments."""
-  try:
-    rest = _FLAGS(["launch_local_multihost"] + list(sys.argv[1:] if argv is None else argv))
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  rest = cli.parse_module_flags(_FLAGS, "launch_local_multihost", argv)
   args = rest[1:]
   ns = _FLAGS
   procs = launch(args, num_processes=ns.num_processes,

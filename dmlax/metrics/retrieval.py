@@ -107,7 +107,7 @@ def _positive_counts(q, r, query_ids, q_labels, ref_labels, width, *, metric,
   if br >= nr:
     # One tile holds every reference: the positives and their counts in one pass (fewer
     # products than the two below, and cheaper counts; `python -m
-    # experiments.bench_retrieval --n 60502`).
+    # experiments.bench_positive_ranks` times both).
     members = label_members(q_labels, ref_labels)
     before, best_index = positive_ranks(q, r, ids, jnp.asarray(members), width=width,
                                         metric=metric, exclude_self=self_mode, block_size=bq)

@@ -240,7 +240,6 @@ def blocked_topk(q, r, query_ids, beat: Beat | None = None, same_label=None, num
   return v[:nq], i[:nq], count
 
 
-
 def label_members(query_labels, reference_labels) -> np.ndarray:
   """(Nq, W) int32: the indices of the references with each query's label, in increasing order,
   padded with -1 (W: the largest such count). Labels are concrete integer arrays."""
